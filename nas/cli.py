@@ -1,0 +1,77 @@
+"""`python -m nas <step>`: every workflow step, runnable by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from nas.config import ConfigError
+    from nas.evaluators.table import TableError
+    from nas.io import ArtefactError
+    from nas.spaces import SpaceError
+    from nas.strategies import StrategyError
+    from nas.tasks import TaskError
+
+    return (ConfigError, ArtefactError, SpaceError, StrategyError, TableError, TaskError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nas", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="validate a config and list its runs")
+    p.add_argument("config", nargs="?", default="config/config.yaml")
+
+    p = sub.add_parser("propose", help="write the candidate specs of one generation")
+    p.add_argument("run_dir")
+    p.add_argument("--generation", "-g", type=int, required=True)
+
+    p = sub.add_parser("train", help="train (or look up) one candidate spec")
+    p.add_argument("spec")
+    p.add_argument("--out", required=True, help="folder for metrics.json and epochs.csv")
+
+    p = sub.add_parser("aggregate", help="table and strategy state of one generation")
+    p.add_argument("run_dir")
+    p.add_argument("--generation", "-g", type=int, required=True)
+
+    p = sub.add_parser("report", help="history.tsv, summary.json, best.yaml, progress.png")
+    p.add_argument("run_dir")
+    p.add_argument("--generations", type=int, required=True)
+
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except _known_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "check":
+        from nas.config import load_config, resolve_runs
+
+        runs = resolve_runs(load_config(args.config))
+        for name, run in runs.items():
+            print(f"{name}: {run['strategy']['name']} on {run['space']['name']}, "
+                  f"{run['generations']} generations, evaluator {run['evaluator']['name']}")
+    elif args.command == "propose":
+        from nas.steps import propose
+
+        propose(args.run_dir, args.generation)
+    elif args.command == "train":
+        from nas.steps import evaluate
+
+        evaluate(args.spec, args.out)
+    elif args.command == "aggregate":
+        from nas.steps import aggregate
+
+        aggregate(args.run_dir, args.generation)
+    elif args.command == "report":
+        from nas.report import report
+
+        print(json.dumps(report(args.run_dir, args.generations), indent=2))
+    return 0

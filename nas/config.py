@@ -1,0 +1,199 @@
+"""Reading a config into fully resolved, checked runs.
+
+Everything that can be wrong with a config is found here, before any job
+starts, and reported as one ConfigError naming the key, the bad value and
+what is allowed. The Snakefile and the command line share this code.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO / "config" / "schema.yaml"
+
+# Keys that never change what a search finds: they are left out of run.yaml,
+# so raising `generations` extends a finished run instead of redoing it.
+NOT_FROZEN = ("generations", "resources")
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message says which key and why."""
+
+
+@lru_cache(maxsize=None)
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path}: expected a mapping with `runs:` at the top")
+    return config
+
+
+def resolve_runs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Run name -> complete settings (defaults merged and filled), all checked."""
+    schema = load_schema()
+    _validate(config, schema, lambda path: path)
+    defaults = config.get("defaults") or {}
+    runs = {}
+    for name, overrides in config["runs"].items():
+        check_run_name(name)
+        overrides = overrides or {}
+        merged = merge(defaults, overrides)
+
+        def where(path: list, name=name, overrides=overrides) -> list:
+            return ["runs", name, *path] if _has_path(overrides, path) else ["defaults", *path]
+
+        _validate(merged, {"$defs": schema["$defs"], **schema["$defs"]["run"]}, where)
+        run = _fill_defaults(merged, schema["$defs"]["run"], schema)
+        _check_semantics(run, where)
+        runs[name] = {"name": name, **run}
+    return runs
+
+
+def check_run_name(name: Any) -> None:
+    if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
+        raise ConfigError(
+            f"run name {name!r} is not allowed: use letters, digits, '_', '-' and '.', "
+            "starting with a letter or digit (no '/', no '..'), so the run stays inside results/"
+        )
+
+
+def frozen(run: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's settings that determines its results (run.yaml)."""
+    return {k: v for k, v in run.items() if k not in NOT_FROZEN}
+
+
+def candidates_in(run: dict[str, Any], generation: int) -> int:
+    """How many architectures generation `generation` trains."""
+    return run["population"] if generation == 0 else run["candidates"]
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            # A section that names another space/strategy/task/evaluator starts
+            # afresh: options of the default one would not fit the new one.
+            if "name" in value and value["name"] != out[key].get("name"):
+                out[key] = copy.deepcopy(value)
+            else:
+                out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _has_path(d: Any, path: list) -> bool:
+    for key in path:
+        if isinstance(d, dict) and key in d:
+            d = d[key]
+        elif isinstance(d, list) and isinstance(key, int) and key < len(d):
+            d = d[key]
+        else:
+            return False
+    return True
+
+
+def _fill_defaults(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    if not isinstance(value, dict) or "properties" not in schema:
+        return value
+    out = dict(value)
+    for key, sub in schema["properties"].items():
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        if key in out:
+            out[key] = _fill_defaults(out[key], sub, root)
+    return out
+
+
+def _validate(instance: Any, schema: dict[str, Any], where) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        raise ConfigError(_describe(errors[0], where))
+
+
+def _describe(error: jsonschema.ValidationError, where) -> str:
+    path = list(error.absolute_path)
+    value = error.instance
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        key = ".".join(map(str, where(path + extra[:1]) if extra else where(path)))
+        return f"config key {key}: unknown key; allowed keys here: {', '.join(allowed)}"
+    key = ".".join(map(str, where(path))) or "(top level)"
+    if kind == "enum":
+        return f"config key {key}: {value!r} is not allowed; choose one of: {', '.join(sorted(map(str, error.validator_value)))}"
+    if kind == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"config key {key}: expected {expected}, got {value!r}"
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        sign = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
+        return f"config key {key}: must be {sign} {error.validator_value}, got {value!r}"
+    if kind == "anyOf":
+        return f"config key {key}: {value!r} is not allowed (expected a number in [0, 1] or null)"
+    if kind == "required":
+        return f"config: {error.message} (at {key})"
+    return f"config key {key}: {error.message}"
+
+
+def _check_semantics(run: dict[str, Any], where) -> None:
+    """What the schema cannot say: options per space/strategy, data paths, tables."""
+    from nas.evaluators.table import TableError, check_table
+    from nas.spaces import SpaceError, make_space
+    from nas.strategies import StrategyError, make_strategy
+
+    def fail(path: list, message: str) -> None:
+        raise ConfigError(f"config key {'.'.join(map(str, where(path)))}: {message}")
+
+    try:
+        space = make_space(run["space"])
+    except (SpaceError, TypeError) as e:
+        fail(["space"], str(e))
+    try:
+        make_strategy(run["strategy"], space, run["population"])
+    except StrategyError as e:
+        fail(["strategy"], str(e))
+    sample = run["strategy"].get("sample_size") or run["strategy"].get("tournament_size")
+    if sample is not None and sample > run["population"]:
+        key = "sample_size" if "sample_size" in run["strategy"] else "tournament_size"
+        fail(["strategy", key], f"{sample} is larger than population {run['population']}")
+    if run["evaluator"]["name"] == "table":
+        try:
+            check_table(run["evaluator"])
+        except TableError as e:
+            fail(["evaluator"], str(e))
+    else:
+        from nas.tasks import TaskError, check
+
+        try:
+            check(run["task"])
+        except TaskError as e:
+            fail(["task"], str(e))

@@ -1,0 +1,138 @@
+"""File I/O for run artefacts: atomic writes, safe loads, deterministic text.
+
+Every artefact is written to a temporary file in the target folder and renamed
+into place, so a crash leaves either the old file or the new one, never half
+of one. Loads use safe loaders and name the file that is broken, so a corrupt
+artefact is reported (and can be re-made) instead of silently read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import yaml
+
+
+class ArtefactError(ValueError):
+    """An artefact that is missing, truncated or malformed."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+def write_yaml(path: str | os.PathLike, data: Any) -> None:
+    atomic_write_text(path, dump_yaml(data))
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    atomic_write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and inf are not JSON: write them as null so every reader can parse the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArtefactError(f"{path}: file not found") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ArtefactError(f"{path}: not valid YAML ({e}); delete it and re-run to re-make it") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArtefactError(f"{path}: file not found") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ArtefactError(f"{path}: truncated or not valid JSON ({e}); delete it and re-run to re-make it") from None
+
+
+def format_cell(value: Any) -> str:
+    """One TSV cell. Floats get a fixed number of decimals so reruns give equal bytes."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)  # nan, inf, -inf: what float() reads back
+        return f"{value:.6f}".rstrip("0").rstrip(".")
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_cell(v) for v in value)
+    return str(value)
+
+
+def tsv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([format_cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def write_tsv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    atomic_write_text(path, tsv_text(columns, rows))
+
+
+def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows as dicts of strings; a file without its header is an error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArtefactError(f"{path}: file not found") from None
+    if not text.endswith("\n"):
+        raise ArtefactError(f"{path}: truncated (no final newline); delete it and re-run to re-make it")
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t")
+    rows = list(reader)
+    if reader.fieldnames is None:
+        raise ArtefactError(f"{path}: empty table, header missing")
+    for i, row in enumerate(rows, start=2):
+        if None in row or any(v is None for v in row.values()):
+            raise ArtefactError(f"{path}: line {i} has a different number of cells than the header")
+    return rows

@@ -1,0 +1,96 @@
+"""Where each artefact of a run lives; the one place that knows the file names.
+
+Functions take the generation and candidate as ints (for the steps) or as
+strings (the Snakefile passes "{g}" and "{c}" to get wildcard patterns), so
+the workflow and the code can never disagree on a path.
+
+    results/{run}/run.yaml                      settings that define the run
+    results/{run}/gen_{g}/candidates/{c}.yaml   specs proposed for generation g
+    results/{run}/gen_{g}/evals/{c}/            metrics.json, epochs.csv
+    results/{run}/gen_{g}/table.tsv             one row per candidate of g
+    results/{run}/gen_{g}/state/state.json      strategy state after g
+    results/{run}/history.tsv, summary.json, best.yaml, progress.png
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = "results"
+
+
+def run_dir(run: str) -> str:
+    return f"{RESULTS}/{run}"
+
+
+def gen_name(g: int | str) -> str:
+    return f"gen_{g:03d}" if isinstance(g, int) else f"gen_{g}"
+
+
+def cand_name(c: int | str) -> str:
+    return f"c{c:02d}" if isinstance(c, int) else str(c)
+
+
+def run_config(rdir: str | Path) -> str:
+    return f"{rdir}/run.yaml"
+
+
+def gen_dir(rdir: str | Path, g: int | str) -> str:
+    return f"{rdir}/{gen_name(g)}"
+
+
+def candidates_dir(rdir: str | Path, g: int | str) -> str:
+    return f"{gen_dir(rdir, g)}/candidates"
+
+
+def spec(rdir: str | Path, g: int | str, c: int | str) -> str:
+    return f"{candidates_dir(rdir, g)}/{cand_name(c)}.yaml"
+
+
+def eval_dir(rdir: str | Path, g: int | str, c: int | str) -> str:
+    return f"{gen_dir(rdir, g)}/evals/{cand_name(c)}"
+
+
+def metrics(rdir: str | Path, g: int | str, c: int | str) -> str:
+    return f"{eval_dir(rdir, g, c)}/metrics.json"
+
+
+def epochs(rdir: str | Path, g: int | str, c: int | str) -> str:
+    return f"{eval_dir(rdir, g, c)}/epochs.csv"
+
+
+def table(rdir: str | Path, g: int | str) -> str:
+    return f"{gen_dir(rdir, g)}/table.tsv"
+
+
+def state_dir(rdir: str | Path, g: int | str) -> str:
+    return f"{gen_dir(rdir, g)}/state"
+
+
+def state_file(rdir: str | Path, g: int | str) -> str:
+    return f"{state_dir(rdir, g)}/state.json"
+
+
+def log(rdir: str | Path, step: str, g: int | str | None = None, c: int | str | None = None) -> str:
+    parts = [step] + ([gen_name(g)] if g is not None else []) + ([cand_name(c)] if c is not None else [])
+    return f"{rdir}/logs/{'_'.join(parts)}.log"
+
+
+def benchmark(rdir: str | Path, step: str, g: int | str | None = None, c: int | str | None = None) -> str:
+    return log(rdir, step, g, c).replace("/logs/", "/benchmarks/").removesuffix(".log") + ".tsv"
+
+
+def history(rdir: str | Path) -> str:
+    return f"{rdir}/history.tsv"
+
+
+def summary(rdir: str | Path) -> str:
+    return f"{rdir}/summary.json"
+
+
+def best(rdir: str | Path) -> str:
+    return f"{rdir}/best.yaml"
+
+
+def progress_plot(rdir: str | Path) -> str:
+    return f"{rdir}/progress.png"

@@ -1,0 +1,116 @@
+"""What every search space offers: an integer genome and the operations on it.
+
+A genome is a tuple of ints, gene i taking values in range(cardinalities()[i]).
+The generic genetic operators (nas.strategies.operators) work on that form; a
+space adds what only it knows: which genomes are valid, which genomes mean the
+same network (canonical form), its own notion of a small change (mutate), and
+how to build the network.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch stays out of the import path of propose/aggregate
+    import torch
+
+Genome = tuple[int, ...]
+
+# Rejection sampling gives up after this many invalid draws: a space where
+# valid genomes are that rare is misconfigured, and saying so beats hanging.
+MAX_DRAWS = 10_000
+
+
+class SpaceError(ValueError):
+    """A genome or architecture string that does not belong to the space."""
+
+
+class SearchSpace(ABC):
+    name: str = ""
+
+    @abstractmethod
+    def cardinalities(self) -> tuple[int, ...]:
+        """Number of values each gene can take."""
+
+    @abstractmethod
+    def to_string(self, genome: Genome) -> str:
+        """Canonical architecture string: equal strings mean the same network."""
+
+    @abstractmethod
+    def from_string(self, arch: str) -> Genome:
+        """Inverse of to_string; raises SpaceError on a malformed string."""
+
+    @abstractmethod
+    def build(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> "torch.nn.Module":
+        """A torch module mapping (B, *input_shape) to (B, num_classes) logits."""
+
+    # -- defaults that suit fixed-length spaces; variable ones override ----------
+
+    def is_valid(self, genome: Genome) -> bool:
+        cards = self.cardinalities()
+        return len(genome) == len(cards) and all(0 <= g < c for g, c in zip(genome, cards))
+
+    def canonical(self, genome: Genome) -> Genome:
+        """The representative genome of the network `genome` encodes."""
+        return tuple(int(g) for g in genome)
+
+    def check(self, genome: Genome) -> Genome:
+        """Canonical form of a valid genome; SpaceError names what is wrong otherwise."""
+        genome = tuple(int(g) for g in genome)
+        if not self.is_valid(genome):
+            raise SpaceError(f"genome {list(genome)} is not valid in space {self.name!r}")
+        return self.canonical(genome)
+
+    def sample(self, rng: np.random.Generator) -> Genome:
+        cards = self.cardinalities()
+        for _ in range(MAX_DRAWS):
+            genome = tuple(int(rng.integers(c)) for c in cards)
+            if self.is_valid(genome):
+                return self.canonical(genome)
+        raise SpaceError(f"space {self.name!r}: no valid genome in {MAX_DRAWS} random draws")
+
+    def mutate(self, genome: Genome, rng: np.random.Generator) -> Genome:
+        """The space's own smallest change: one gene resampled to a different value."""
+        cards = self.cardinalities()
+        movable = [i for i, c in enumerate(cards) if c > 1]
+        if not movable:
+            raise SpaceError(f"space {self.name!r} has a single architecture: nothing to mutate")
+        for _ in range(MAX_DRAWS):
+            i = movable[int(rng.integers(len(movable)))]
+            value = int(rng.integers(cards[i] - 1))
+            child = list(genome)
+            child[i] = value if value < genome[i] else value + 1
+            child_t = tuple(child)
+            if self.is_valid(child_t) and self.canonical(child_t) != self.canonical(genome):
+                return self.canonical(child_t)
+        raise SpaceError(f"space {self.name!r}: no valid mutation of {list(genome)}")
+
+    def neighbours(self, genome: Genome) -> list[Genome]:
+        """Distinct valid canonical genomes one gene away, in a fixed order."""
+        cards = self.cardinalities()
+        own = self.canonical(genome)
+        seen: set[Genome] = {own}
+        out: list[Genome] = []
+        for i, c in enumerate(cards):
+            for v in range(c):
+                if v == genome[i]:
+                    continue
+                child = genome[:i] + (v,) + genome[i + 1 :]
+                if not self.is_valid(child):
+                    continue
+                child = self.canonical(child)
+                if child not in seen:
+                    seen.add(child)
+                    out.append(child)
+        return out
+
+    def cut_points(self) -> tuple[int, ...]:
+        """Positions where crossover may cut the genome (between genes i-1 and i)."""
+        return tuple(range(1, len(self.cardinalities())))
+
+    def describe(self, genome: Genome) -> Any:
+        """A human-readable form of the architecture for spec files."""
+        return self.to_string(genome)

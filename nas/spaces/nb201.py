@@ -1,0 +1,181 @@
+"""The NAS-Bench-201 cell space (Dong & Yang, ICLR 2020).
+
+A cell is a DAG on four nodes: node 0 is the cell input, node j sums one
+operation applied to every earlier node, and node 3 is the cell output. The
+six edges each carry one op, so a genome is six op indices. The macro skeleton
+around the cell is fixed (stem, three stages of N identical cells at C, 2C and
+4C channels, residual reductions between stages, classifier), so the genome
+alone decides the network. Every genome is a distinct, valid architecture
+string, even the all-`none` cell, as in the benchmark.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Sequence
+
+from nas.spaces.base import Genome, SearchSpace, SpaceError
+
+if TYPE_CHECKING:  # torch stays out of the import path of the fast steps
+    import torch
+
+ALL_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NODES = 4
+# (target node, source node) of each gene, in the order the arch string lists them.
+EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+STAGES = 3
+
+
+class NB201Space(SearchSpace):
+    """NAS-Bench-201 cells; options: channels (C), cells_per_stage (N), ops (subset and order)."""
+
+    name = "nb201"
+
+    def __init__(self, channels: int = 16, cells_per_stage: int = 5, ops: Sequence[str] | None = None):
+        self.channels = _at_least("channels", channels, 1)
+        self.cells_per_stage = _at_least("cells_per_stage", cells_per_stage, 1)
+        self.ops = _check_ops(ALL_OPS if ops is None else ops)
+
+    def cardinalities(self) -> tuple[int, ...]:
+        return (len(self.ops),) * len(EDGES)
+
+    def to_string(self, genome: Genome) -> str:
+        return "+".join("|" + "|".join(edges) + "|" for edges in self._node_edges(self.check(genome)))
+
+    def from_string(self, arch: str) -> Genome:
+        parts = arch.strip().split("+")
+        if len(parts) != NODES - 1:
+            raise SpaceError(
+                f"nb201 arch {arch!r}: expected {NODES - 1} nodes separated by '+', got {len(parts)}"
+            )
+        genome: list[int] = []
+        for node, part in enumerate(parts, start=1):
+            if len(part) < 2 or not (part.startswith("|") and part.endswith("|")):
+                raise SpaceError(f"nb201 arch {arch!r}: node {node} {part!r} must be enclosed in '|'")
+            edges = part[1:-1].split("|")
+            if len(edges) != node:
+                raise SpaceError(f"nb201 arch {arch!r}: node {node} needs {node} edges, got {len(edges)}")
+            genome += [self._parse_edge(arch, node, source, edge) for source, edge in enumerate(edges)]
+        return tuple(genome)
+
+    def _parse_edge(self, arch: str, node: int, source: int, edge: str) -> int:
+        op, sep, index = edge.rpartition("~")
+        if not sep:
+            raise SpaceError(f"nb201 arch {arch!r}: edge {edge!r} into node {node} is not of the form 'op~source'")
+        if index != str(source):
+            raise SpaceError(
+                f"nb201 arch {arch!r}: edge {edge!r} into node {node} should come from node {source}, not {index!r}"
+            )
+        if op not in self.ops:
+            raise SpaceError(f"nb201 arch {arch!r}: op {op!r} is not in this space; ops: {', '.join(self.ops)}")
+        return self.ops.index(op)
+
+    def _node_edges(self, genome: Genome) -> list[list[str]]:
+        return [
+            [f"{self.ops[genome[k]]}~{source}" for k, (target, source) in enumerate(EDGES) if target == node]
+            for node in range(1, NODES)
+        ]
+
+    def describe(self, genome: Genome) -> dict[str, list[str]]:
+        """{'node1': ['op~0'], 'node2': ['op~0', 'op~1'], 'node3': [...]}."""
+        edges = self._node_edges(self.check(genome))
+        return {f"node{node}": node_edges for node, node_edges in enumerate(edges, start=1)}
+
+    def build(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> "torch.nn.Module":
+        from torch import nn
+
+        ops = [self.ops[g] for g in self.check(genome)]
+        parts = _modules()
+        channels = self.channels
+        layers: list[Any] = [nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)]
+        for stage in range(STAGES):
+            if stage:
+                layers.append(parts.Reduction(channels, 2 * channels))
+                channels *= 2
+            layers += [parts.Cell(ops, channels) for _ in range(self.cells_per_stage)]
+        layers += [
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(channels, num_classes),
+        ]
+        return nn.Sequential(*layers)
+
+
+def _at_least(option: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise SpaceError(f"nb201 option {option}={value!r}: must be an integer >= {low}")
+    return value
+
+
+def _check_ops(ops: Any) -> tuple[str, ...]:
+    allowed = ", ".join(ALL_OPS)
+    if isinstance(ops, str) or not isinstance(ops, Sequence) or not ops:
+        raise SpaceError(f"nb201 option ops={ops!r}: must be a non-empty list drawn from: {allowed}")
+    unknown = [op for op in ops if op not in ALL_OPS]
+    if unknown:
+        raise SpaceError(f"nb201 option ops: unknown op {unknown[0]!r}; allowed: {allowed}")
+    if len(set(ops)) != len(ops):
+        raise SpaceError(f"nb201 option ops={list(ops)!r}: each op may appear only once")
+    return tuple(ops)
+
+
+@functools.lru_cache(maxsize=None)
+def _modules() -> SimpleNamespace:
+    """The benchmark's building blocks, defined on first use so that importing
+    this module does not import torch."""
+    from torch import nn
+
+    def relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Module:
+        return nn.Sequential(
+            nn.ReLU(),
+            nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+    class Zero(nn.Module):
+        # Multiplying keeps dtype, device and shape (and the graph) of the input.
+        def forward(self, x):
+            return x.mul(0.0)
+
+    def make_op(name: str, channels: int) -> nn.Module:
+        if name == "none":
+            return Zero()
+        if name == "skip_connect":
+            return nn.Identity()
+        if name == "avg_pool_3x3":
+            return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        kernel = int(name[-1])  # nor_conv_1x1, nor_conv_3x3
+        return relu_conv_bn(channels, channels, kernel, 1)
+
+    class Cell(nn.Module):
+        def __init__(self, ops: Sequence[str], channels: int):
+            super().__init__()
+            self.edges = nn.ModuleList(make_op(op, channels) for op in ops)
+
+        def forward(self, x):
+            nodes = [x]
+            for node in range(1, NODES):
+                inputs = [self.edges[k](nodes[source]) for k, (target, source) in enumerate(EDGES) if target == node]
+                nodes.append(sum(inputs[1:], inputs[0]))
+            return nodes[-1]
+
+    class Reduction(nn.Module):
+        """ResNet basic block halving the resolution and changing the width."""
+
+        def __init__(self, c_in: int, c_out: int):
+            super().__init__()
+            self.conv_a = relu_conv_bn(c_in, c_out, 3, 2)
+            self.conv_b = relu_conv_bn(c_out, c_out, 3, 1)
+            # ceil_mode gives ceil(H/2), the strided conv's output size, for odd H too.
+            self.shortcut = nn.Sequential(
+                nn.AvgPool2d(2, stride=2, ceil_mode=True),
+                nn.Conv2d(c_in, c_out, 1, bias=False),
+            )
+
+        def forward(self, x):
+            return self.conv_b(self.conv_a(x)) + self.shortcut(x)
+
+    return SimpleNamespace(Cell=Cell, Reduction=Reduction)

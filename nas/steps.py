@@ -1,0 +1,119 @@
+"""The workflow's steps: read a run's files, do one step, write its files.
+
+Each function is one `python -m nas ...` command and one Snakemake rule. They
+read only what earlier steps wrote and write only their declared outputs,
+atomically, so a step killed at any moment leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nas import layout, search
+from nas.config import candidates_in
+from nas.io import ArtefactError, read_json, read_tsv, read_yaml, write_json, write_tsv, write_yaml
+from nas.strategies import Evaluated
+
+
+def load_run(rdir: str | Path) -> dict[str, Any]:
+    run = read_yaml(layout.run_config(rdir))
+    if not isinstance(run, dict) or "name" not in run:
+        raise ArtefactError(f"{layout.run_config(rdir)}: not a run settings file; delete it and re-run")
+    return run
+
+
+def load_state(rdir: str | Path, generation: int) -> dict[str, Any]:
+    state = read_json(layout.state_file(rdir, generation))
+    if not isinstance(state, dict):
+        raise ArtefactError(f"{layout.state_file(rdir, generation)}: expected a JSON object")
+    return state
+
+
+def load_history(rdir: str | Path, generations: int) -> list[dict[str, str]]:
+    """Rows of the tables of generations 0 .. generations-1, in order.
+
+    Propose of generation g reads the tables before g without declaring them
+    as inputs: they exist whenever state g-1 does (each aggregate writes its
+    table with its state), and declaring them would cost the workflow
+    O(generations^2) dependency edges.
+    """
+    rows: list[dict[str, str]] = []
+    for g in range(generations):
+        rows.extend(read_tsv(layout.table(rdir, g)))
+    return rows
+
+
+def _write_dir(target: str | Path, files: dict[str, Any], writer) -> None:
+    """Write all files into a fresh folder and move it into place in one rename."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        for name, data in files.items():
+            writer(tmp / name, data)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
+    run = load_run(rdir)
+    if generation == 0:
+        state: dict[str, Any] = search.strategy_for(run).initial_state()
+        history: list[Evaluated] = []
+    else:
+        state = load_state(rdir, generation - 1)
+        history = [search.evaluated(r) for r in load_history(rdir, generation)]
+    specs = search.propose(run, generation, state, history)
+    _write_dir(layout.candidates_dir(rdir, generation), {f"{s['candidate']}.yaml": s for s in specs}, write_yaml)
+    for s in specs:
+        print(f"{s['candidate']} {s['origin']:<18} {s['arch']}", file=sys.stderr)
+    return specs
+
+
+def evaluate(spec_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Train (or look up) one candidate; writes epochs.csv, then metrics.json."""
+    spec = read_yaml(spec_path)
+    if not isinstance(spec, dict) or "arch" not in spec:
+        raise ArtefactError(f"{spec_path}: not a candidate spec")
+    epochs: list[dict[str, Any]] = []
+    if spec["evaluator"]["name"] == "table":
+        from nas.evaluators.table import evaluate as look_up
+
+        metrics = look_up(spec)
+    else:
+        from nas.evaluators.train import evaluate as train
+
+        result = train(spec)
+        metrics, epochs = result.metrics, result.epochs
+    out_dir = Path(out_dir)
+    write_tsv(out_dir / "epochs.csv", EPOCH_COLUMNS, epochs)
+    write_json(out_dir / "metrics.json", metrics)
+    print(f"{spec.get('candidate', '')} {metrics['status']} val_acc {metrics['val_acc']}", file=sys.stderr)
+    return metrics
+
+
+EPOCH_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+
+
+def aggregate(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
+    run = load_run(rdir)
+    n = candidates_in(run, generation)
+    specs = [read_yaml(layout.spec(rdir, generation, c)) for c in range(n)]
+    metrics = [read_json(layout.metrics(rdir, generation, c)) for c in range(n)]
+    for c, m in enumerate(metrics):
+        if not isinstance(m, dict) or "status" not in m:
+            raise ArtefactError(f"{layout.metrics(rdir, generation, c)}: no status; delete it and re-run")
+    state = search.strategy_for(run).initial_state() if generation == 0 else load_state(rdir, generation - 1)
+    rows, new_state = search.aggregate(run, state, specs, metrics)
+    write_tsv(layout.table(rdir, generation), search.COLUMNS, rows)
+    _write_dir(layout.state_dir(rdir, generation), {"state.json": new_state}, write_json)
+    return rows

@@ -1,0 +1,137 @@
+"""The contract between a search strategy and whoever evaluates its proposals.
+
+A strategy turns (state, history, rng) into proposals and (state, results)
+into a new state. State is a plain JSON-able dict, so the workflow can keep it
+in a file between generations and the in-process loop can keep it in memory:
+both call the same methods, so there is one implementation of each algorithm.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from nas.spaces.base import Genome, SearchSpace
+
+# How many draws one proposal slot may spend looking for a valid architecture
+# that is not yet evaluated, before it falls back to random sampling.
+MAX_TRIES = 100
+
+
+class StrategyError(ValueError):
+    """A strategy that cannot go on (bad options, an exhausted space)."""
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """One evaluated candidate as a strategy sees it."""
+
+    key: str  # unique in the run, e.g. "gen_002/c01"
+    arch: str
+    genome: Genome
+    fitness: float  # validation accuracy; -inf when the candidate failed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "arch": self.arch,
+            "genome": list(self.genome),
+            "fitness": self.fitness if math.isfinite(self.fitness) else None,
+        }
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> "Evaluated":
+        fitness = d["fitness"]
+        return Evaluated(d["key"], d["arch"], tuple(d["genome"]), -math.inf if fitness is None else float(fitness))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    genome: Genome
+    arch: str
+    origin: str  # how it was made: random, mutation, crossover, ...
+    parents: tuple[str, ...] = field(default=())
+
+
+class Strategy(ABC):
+    name: str = ""
+
+    def __init__(self, space: SearchSpace, population: int) -> None:
+        self.space = space
+        self.population = population
+
+    def initial_state(self) -> dict[str, Any]:
+        return {}
+
+    @abstractmethod
+    def propose(
+        self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
+    ) -> list[Proposal]:
+        """n new candidates; never an architecture already in `history`."""
+
+    def update(self, state: dict[str, Any], results: Sequence[Evaluated]) -> dict[str, Any]:
+        """The state after one generation's results; returns a new dict."""
+        return dict(state)
+
+    # -- shared by the strategies -------------------------------------------------
+
+    def fill(
+        self,
+        n: int,
+        history: Sequence[Evaluated],
+        rng: np.random.Generator,
+        make: Callable[[np.random.Generator], tuple[Genome, str, tuple[str, ...]]],
+    ) -> list[Proposal]:
+        """Call `make` until n valid, distinct, unevaluated architectures are found.
+
+        A slot that finds none in MAX_TRIES calls of `make` (a converged
+        population keeps producing known children) takes a random new one.
+        """
+        seen = {e.arch for e in history}
+        proposals: list[Proposal] = []
+        for _ in range(n):
+            proposal = self._first_new(seen, rng, make) or self._first_new(seen, rng, self._random)
+            if proposal is None:
+                raise StrategyError(
+                    f"space {self.space.name!r}: found no architecture that is not yet evaluated "
+                    f"after {MAX_TRIES} tries; the space is (nearly) exhausted ({len(seen)} seen)"
+                )
+            seen.add(proposal.arch)
+            proposals.append(proposal)
+        return proposals
+
+    def _first_new(self, seen: set[str], rng: np.random.Generator, make) -> Proposal | None:
+        for _ in range(MAX_TRIES):
+            genome, origin, parents = make(rng)
+            if not self.space.is_valid(genome):
+                continue
+            genome = self.space.canonical(genome)
+            arch = self.space.to_string(genome)
+            if arch not in seen:
+                return Proposal(genome, arch, origin, parents)
+        return None
+
+    def _random(self, rng: np.random.Generator) -> tuple[Genome, str, tuple[str, ...]]:
+        return self.space.sample(rng), "random", ()
+
+
+def fittest(members: Sequence[Evaluated], k: int) -> list[Evaluated]:
+    """The k fittest, ties broken by position so the order is reproducible."""
+    order = sorted(range(len(members)), key=lambda i: (-_rank_value(members[i].fitness), i))
+    return [members[i] for i in order[:k]]
+
+
+def _rank_value(fitness: float) -> float:
+    return fitness if math.isfinite(fitness) else -math.inf
+
+
+def population_from_state(state: dict[str, Any]) -> list[Evaluated]:
+    return [Evaluated.from_json(m) for m in state.get("population", [])]
+
+
+def state_with_population(state: dict[str, Any], members: Sequence[Evaluated]) -> dict[str, Any]:
+    return {**state, "population": [m.to_json() for m in members]}

@@ -1,0 +1,51 @@
+"""Regularized (aging) evolution, Real et al. 2019, batched per generation.
+
+The population is a queue ordered by age. Each child is a mutation of the
+fittest of `sample_size` members drawn at random; a generation's children join
+the queue together and the oldest members leave it, whatever their fitness.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from nas.spaces.base import SearchSpace
+from nas.strategies.base import Evaluated, Proposal, Strategy, population_from_state, state_with_population
+from nas.strategies.mutation import make_mutation
+from nas.strategies.operators import tournament
+
+
+class RegularizedEvolution(Strategy):
+    name = "rea"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        population: int,
+        sample_size: int = 3,
+        mutation: str = "space",
+        mutation_rate: float | None = None,
+    ) -> None:
+        super().__init__(space, population)
+        self.sample_size = sample_size
+        self.mutate = make_mutation(space, mutation, mutation_rate)
+
+    def propose(
+        self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
+    ) -> list[Proposal]:
+        members = population_from_state(state)
+        if not members:
+            return self.fill(n, history, rng, self._random)
+        fitness = [m.fitness for m in members]
+
+        def child(rng: np.random.Generator):
+            parent = members[tournament(fitness, self.sample_size, rng)]
+            return self.mutate(parent.genome, rng), "mutation", (parent.key,)
+
+        return self.fill(n, history, rng, child)
+
+    def update(self, state: dict[str, Any], results: Sequence[Evaluated]) -> dict[str, Any]:
+        queue = population_from_state(state) + list(results)
+        return state_with_population(state, queue[-self.population :])

@@ -1,0 +1,100 @@
+"""Generational genetic algorithm with elitism.
+
+Generation 0 is `population` random architectures. Each later generation
+breeds `n` children: parents picked by tournament or roulette selection,
+recombined by single- or multi-point crossover with probability
+`crossover_rate`, then mutated. The next population is the `elitism` fittest
+of the old one plus the fittest children (topped up from the old population
+when there are fewer children than places).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from nas.spaces.base import SearchSpace
+from nas.strategies.base import (
+    Evaluated,
+    Proposal,
+    Strategy,
+    StrategyError,
+    fittest,
+    population_from_state,
+    state_with_population,
+)
+from nas.strategies.mutation import make_mutation
+from nas.strategies.operators import multi_point_crossover, roulette, tournament
+
+SELECTIONS = ("tournament", "roulette")
+CROSSOVERS = ("single_point", "multi_point", "none")
+
+
+class GeneticAlgorithm(Strategy):
+    name = "ga"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        population: int,
+        selection: str = "tournament",
+        tournament_size: int = 3,
+        crossover: str = "single_point",
+        crossover_points: int = 2,
+        crossover_rate: float = 0.9,
+        mutation: str = "bitflip",
+        mutation_rate: float | None = None,
+        elitism: int = 1,
+    ) -> None:
+        super().__init__(space, population)
+        if selection not in SELECTIONS:
+            raise StrategyError(f"unknown selection {selection!r}; choose one of: {', '.join(SELECTIONS)}")
+        if crossover not in CROSSOVERS:
+            raise StrategyError(f"unknown crossover {crossover!r}; choose one of: {', '.join(CROSSOVERS)}")
+        if not 0 <= elitism < population:
+            raise StrategyError(f"elitism must be in [0, population), got {elitism} with population {population}")
+        self.selection = selection
+        self.tournament_size = tournament_size
+        self.crossover_points = 1 if crossover == "single_point" else crossover_points
+        self.crossover_rate = 0.0 if crossover == "none" else crossover_rate
+        self.mutate = make_mutation(space, mutation, mutation_rate)
+        self.elitism = elitism
+
+    def _select(self, fitness: list[float], rng: np.random.Generator) -> int:
+        if self.selection == "tournament":
+            return tournament(fitness, self.tournament_size, rng)
+        return roulette(fitness, rng)
+
+    def propose(
+        self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
+    ) -> list[Proposal]:
+        parents = population_from_state(state)
+        if not parents:
+            return self.fill(n, history, rng, self._random)
+        fitness = [p.fitness for p in parents]
+        cut_points = self.space.cut_points()
+
+        def breed(rng: np.random.Generator):
+            a = parents[self._select(fitness, rng)]
+            b = parents[self._select(fitness, rng)]
+            if rng.random() < self.crossover_rate:
+                child = multi_point_crossover(a.genome, b.genome, self.crossover_points, rng, cut_points)[0]
+                origin, keys = "crossover", (a.key, b.key)
+            else:
+                child, origin, keys = a.genome, "copy", (a.key,)
+            mutated = self.mutate(child, rng)
+            if mutated != child:
+                origin = "mutation" if origin == "copy" else "crossover+mutation"
+            return mutated, origin, keys
+
+        return self.fill(n, history, rng, breed)
+
+    def update(self, state: dict[str, Any], results: Sequence[Evaluated]) -> dict[str, Any]:
+        old = population_from_state(state)
+        elites = fittest(old, self.elitism)
+        survivors = elites + fittest(results, self.population - len(elites))
+        if len(survivors) < self.population:
+            rest = [m for m in old if m not in elites]
+            survivors += fittest(rest, self.population - len(survivors))
+        return state_with_population(state, survivors)

@@ -1,0 +1,18 @@
+"""Random search: every candidate drawn uniformly from the space."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from nas.strategies.base import Evaluated, Proposal, Strategy
+
+
+class RandomSearch(Strategy):
+    name = "random"
+
+    def propose(
+        self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
+    ) -> list[Proposal]:
+        return self.fill(n, history, rng, self._random)

@@ -1,0 +1,129 @@
+# One search = run settings, then per generation: propose -> train (one job per
+# candidate) -> aggregate; then a report. Paths come from nas/layout.py.
+
+RUN = layout.run_dir("{run}")
+
+
+wildcard_constraints:
+    run=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    g=r"\d\d\d+",
+    c=r"c\d\d+",
+
+
+# Light steps stay on the submitting machine when a cluster executor is used.
+localrules:
+    run_settings,
+    propose,
+    aggregate,
+    report,
+
+
+def run_of(wc):
+    return RUNS[wc.run]
+
+
+def run_dir(wc):
+    return layout.run_dir(wc.run)
+
+
+def previous_state(wc):
+    g = int(wc.g)
+    return [] if g == 0 else [layout.state_dir(layout.run_dir(wc.run), g - 1)]
+
+
+def generation_metrics(wc):
+    rdir = layout.run_dir(wc.run)
+    return [layout.metrics(rdir, wc.g, c) for c in range(candidates_in(run_of(wc), int(wc.g)))]
+
+
+def all_tables(wc):
+    # Listed from generation 0 upwards: Snakemake then resolves the chain one
+    # generation at a time instead of recursing through all of it from the
+    # last one, which would hit Python's recursion limit near 160 generations.
+    rdir = layout.run_dir(wc.run)
+    return [layout.table(rdir, g) for g in range(run_of(wc)["generations"])]
+
+
+rule run_settings:
+    output:
+        layout.run_config(RUN),
+    params:
+        # Everything that defines the results, and nothing else: changing it
+        # re-runs the search; raising `generations` extends it instead.
+        settings=lambda wc: frozen(run_of(wc)),
+    log:
+        layout.log(RUN, "settings"),
+    run:
+        write_yaml(output[0], params.settings)
+
+
+rule propose:
+    input:
+        settings=layout.run_config(RUN),
+        state=previous_state,
+    output:
+        directory(layout.candidates_dir(RUN, "{g}")),
+    log:
+        layout.log(RUN, "propose", "{g}"),
+    benchmark:
+        layout.benchmark(RUN, "propose", "{g}")
+    params:
+        rdir=run_dir,
+    shell:
+        "{NAS} propose {params.rdir} --generation {wildcards.g} 2> {log}"
+
+
+rule train:
+    input:
+        candidates=layout.candidates_dir(RUN, "{g}"),
+    output:
+        metrics=layout.metrics(RUN, "{g}", "{c}"),
+        epochs=layout.epochs(RUN, "{g}", "{c}"),
+    log:
+        layout.log(RUN, "train", "{g}", "{c}"),
+    benchmark:
+        layout.benchmark(RUN, "train", "{g}", "{c}")
+    threads: lambda wc: run_of(wc)["training"].get("threads", 1)
+    resources:
+        mem_mb=lambda wc: run_of(wc)["resources"]["mem_mb"],
+        runtime=lambda wc: run_of(wc)["resources"]["runtime"],
+        gpu=lambda wc: run_of(wc)["resources"]["gpus"],
+    shell:
+        "{NAS} train {input.candidates}/{wildcards.c}.yaml --out $(dirname {output.metrics}) 2> {log}"
+
+
+rule aggregate:
+    input:
+        settings=layout.run_config(RUN),
+        candidates=layout.candidates_dir(RUN, "{g}"),
+        metrics=generation_metrics,
+        state=previous_state,
+    output:
+        table=layout.table(RUN, "{g}"),
+        state=directory(layout.state_dir(RUN, "{g}")),
+    log:
+        layout.log(RUN, "aggregate", "{g}"),
+    benchmark:
+        layout.benchmark(RUN, "aggregate", "{g}")
+    params:
+        rdir=run_dir,
+    shell:
+        "{NAS} aggregate {params.rdir} --generation {wildcards.g} 2> {log}"
+
+
+rule report:
+    input:
+        settings=layout.run_config(RUN),
+        tables=all_tables,
+    output:
+        history=layout.history(RUN),
+        summary=layout.summary(RUN),
+        best=layout.best(RUN),
+        plot=layout.progress_plot(RUN),
+    params:
+        rdir=run_dir,
+        generations=lambda wc: run_of(wc)["generations"],
+    log:
+        layout.log(RUN, "report"),
+    shell:
+        "{NAS} report {params.rdir} --generations {params.generations} > {log} 2>&1"
