@@ -16,6 +16,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from nas.evaluators.recipe import TRAINING_DEFAULTS
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO / "config" / "schema.yaml"
 
@@ -65,6 +67,7 @@ def resolve_runs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
         _validate(merged, {"$defs": schema["$defs"], **schema["$defs"]["run"]}, where)
         run = _fill_defaults(merged, schema["$defs"]["run"], schema)
+        run["training"] = {**TRAINING_DEFAULTS, **run["training"]}
         _check_semantics(run, where)
         runs[name] = {"name": name, **run}
     return runs

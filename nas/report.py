@@ -37,6 +37,11 @@ def _number(value: Any) -> float:
         return math.nan
 
 
+def _count(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if math.isfinite(number) else None
+
+
 def spread(values: Sequence[float]) -> dict[str, float | int]:
     values = sorted(v for v in values if math.isfinite(v))
     if not values:
@@ -82,8 +87,8 @@ def summarise(run: dict[str, Any], rows: Sequence[dict[str, Any]], generations: 
             "candidate": best["candidate"],
             "val_acc": _number(best["val_acc"]),
             "test_acc": _number(best["test_acc"]),
-            "params": _number(best["params"]),
-            "flops": _number(best["flops"]),
+            "params": _count(best["params"]),
+            "flops": _count(best["flops"]),
         },
         "best_val_acc_by_generation": per_gen,
         "val_acc_spread": spread([_number(r["val_acc"]) for r in ok]),
@@ -110,7 +115,9 @@ def plot_progress(rows: Sequence[dict[str, Any]], title: str, path: str | Path) 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.colorbar(points, ax=ax, label="generation")
+    from matplotlib.ticker import MaxNLocator
+
+    fig.colorbar(points, ax=ax, label="generation", ticks=MaxNLocator(integer=True))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})

@@ -1,0 +1,179 @@
+"""Tasks: shapes without torch, fixed splits, and the torchvision loaders on tiny fake data."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from nas.tasks import TASKS, TaskError, check, describe, load
+from tests.conftest import REPO
+
+
+def test_describe_and_check_do_not_import_torch():
+    code = ("import sys; from nas.tasks import describe, check; check({'name': 'digits'}); "
+            "print(describe({'name': 'cifar100'})); assert 'torch' not in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "num_classes=100" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "name, shape, classes",
+    [("digits", (1, 8, 8), 10), ("mnist", (1, 28, 28), 10), ("cifar10", (3, 32, 32), 10), ("cifar100", (3, 32, 32), 100)],
+)
+def test_describe(name, shape, classes):
+    info = describe({"name": name})
+    assert info.input_shape == shape and info.num_classes == classes
+
+
+def test_digits_splits_are_fixed_per_seed_and_disjoint():
+    cfg = {"name": "digits", "train_size": 200, "val_size": 150}
+    a, b, c = load(cfg, 0), load(cfg, 0), load(cfg, 1)
+    assert len(a.train) == 200 and len(a.val) == 150 and len(a.test) == 599
+    assert torch.equal(a.train.tensors[0], b.train.tensors[0]) and torch.equal(a.val.tensors[1], b.val.tensors[1])
+    assert not torch.equal(a.val.tensors[0], c.val.tensors[0])
+    # The test split does not depend on the run seed.
+    assert torch.equal(a.test.tensors[1], c.test.tensors[1])
+    x, y = a.train[0]
+    assert x.shape == (1, 8, 8) and 0 <= int(y) < 10
+    # Normalised with the training images' statistics.
+    assert abs(float(a.train.tensors[0].mean())) < 1e-5 and abs(float(a.train.tensors[0].std()) - 1) < 1e-2
+
+
+def test_digits_split_indices_are_disjoint():
+    from nas.tasks.splits import cap, hold_out
+
+    kept, held = hold_out(100, 30, seed=4)
+    assert len(kept) == 70 and len(held) == 30 and not set(kept) & set(held)
+    assert (cap(kept, 10, 4) == cap(kept, 10, 4)).all() and set(cap(kept, 10, 4)) <= set(kept)
+    with pytest.raises(ValueError, match="lower val_size"):
+        hold_out(10, 10, 0)
+
+
+def test_too_large_val_size_is_a_task_error():
+    with pytest.raises(TaskError, match="val_size"):
+        load({"name": "digits", "val_size": 5000}, 0)
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"name": "imagenet"}, "unknown task 'imagenet'"),
+        ({"name": "cifar10"}, "needs task.root"),
+        ({"name": "cifar10", "root": "/no/such"}, "/no/such/cifar-10-batches-py/data_batch_1 not found"),
+        ({"name": "svhn", "root": "/no/such"}, "train_32x32.mat not found"),
+        ({"name": "mnist", "root": "/no/such"}, "MNIST/raw"),
+        ({"name": "image_folder", "root": "/no/such"}, "/no/such/train not found"),
+        ({"name": "digits", "train_size": 0}, "train_size"),
+    ],
+)
+def test_bad_task_configs_name_the_problem(cfg, message):
+    with pytest.raises(TaskError, match=message.replace(".", r"\.")):
+        check(cfg)
+
+
+def test_download_true_skips_the_file_check(tmp_path):
+    check({"name": "cifar10", "root": str(tmp_path), "download": True})
+
+
+def test_every_task_name_is_in_the_schema():
+    import yaml
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    assert tuple(schema["$defs"]["run"]["properties"]["task"]["properties"]["name"]["enum"]) == TASKS
+
+
+# -- torchvision loaders on tiny fake data -------------------------------------------
+
+
+def _write_cifar10(root, monkeypatch, n=12):
+    from torchvision.datasets import CIFAR10
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    md5 = {}
+    names = [f[0] for f in CIFAR10.train_list] + [f[0] for f in CIFAR10.test_list]
+    for name in names:
+        batch = {"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, n))}
+        (folder / name).write_bytes(pickle.dumps(batch))
+        md5[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()
+    meta = {"label_names": [f"c{i}" for i in range(10)]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    # The fake files have their own checksums: tell torchvision's integrity check.
+    monkeypatch.setattr(CIFAR10, "train_list", [[f[0], md5[f[0]]] for f in CIFAR10.train_list])
+    monkeypatch.setattr(CIFAR10, "test_list", [[f[0], md5[f[0]]] for f in CIFAR10.test_list])
+    monkeypatch.setitem(CIFAR10.meta, "md5", hashlib.md5((folder / "batches.meta").read_bytes()).hexdigest())
+
+
+def test_cifar10_loader_on_fake_batches(tmp_path, monkeypatch):
+    _write_cifar10(tmp_path, monkeypatch)
+    cfg = {"name": "cifar10", "root": str(tmp_path), "val_size": 10, "train_size": 20}
+    check(cfg)
+    splits = load(cfg, seed=3)
+    assert len(splits.train) == 20 and len(splits.val) == 10 and len(splits.test) == 12
+    x, y = splits.train[0]
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= y < 10
+    assert load(cfg, seed=3).val.indices == splits.val.indices != load(cfg, seed=4).val.indices
+
+
+def _idx(path, array: np.ndarray, code: int) -> None:
+    header = bytes([0, 0, code, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def test_mnist_loader_on_fake_idx_files(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 30), ("t10k", 8)):
+        _idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28), dtype=np.uint8), 0x08)
+        _idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n, dtype=np.uint8), 0x08)
+    splits = load({"name": "mnist", "root": str(tmp_path), "val_size": 5}, seed=0)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (25, 5, 8)
+    assert splits.train[0][0].shape == (1, 28, 28)
+
+
+def test_svhn_loader_on_fake_mat_files(tmp_path, monkeypatch):
+    from scipy.io import savemat
+    from torchvision.datasets import SVHN
+
+    rng = np.random.default_rng(0)
+    sums = {}
+    for split, n in (("train", 16), ("test", 6)):
+        path = tmp_path / f"{split}_32x32.mat"
+        savemat(path, {"X": rng.integers(0, 255, (32, 32, 3, n), dtype=np.uint8),
+                       "y": rng.integers(1, 11, (n, 1), dtype=np.uint8)})
+        sums[split] = hashlib.md5(path.read_bytes()).hexdigest()
+    split_list = {k: [v[0], v[1], sums.get(k, v[2])] for k, v in SVHN.split_list.items()}
+    monkeypatch.setattr(SVHN, "split_list", split_list)
+    splits = load({"name": "svhn", "root": str(tmp_path), "val_size": 4}, seed=0)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 4, 6)
+    assert splits.test[0][0].shape == (3, 32, 32)
+
+
+def _write_images(folder, classes, per_class):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (folder / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / c / f"{i}.png")
+
+
+def test_image_folder_with_and_without_test_folder(tmp_path):
+    _write_images(tmp_path / "a" / "train", ["cat", "dog", "eel"], 6)
+    cfg = {"name": "image_folder", "root": str(tmp_path / "a"), "image_size": 16, "val_size": 3}
+    assert describe(cfg).num_classes == 3 and describe(cfg).input_shape == (3, 16, 16)
+    splits = load(cfg, seed=0)
+    assert len(splits.test) == 3 and len(splits.val) == 3 and len(splits.train) == 12
+    assert splits.train[0][0].shape == (3, 16, 16)
+    _write_images(tmp_path / "a" / "test", ["cat", "dog", "eel"], 2)
+    assert len(load(cfg, seed=0).test) == 6
