@@ -42,6 +42,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--generations", type=int, required=True)
 
+    p = sub.add_parser("bench", help="compare strategies on a tabular benchmark, many seeds, in process")
+    p.add_argument("--table", required=True, help="CSV/TSV with one row per architecture")
+    p.add_argument("--metric", required=True, help="column to select on and report")
+    p.add_argument("--arch-column", default="ArchitectureString")
+    p.add_argument("--strategies", default="random,ga,rea", help="comma-separated runs of --config")
+    p.add_argument("--seeds", type=int, default=100)
+    p.add_argument("--budget", type=int, default=300, help="distinct queries per search")
+    p.add_argument("--out", required=True)
+    p.add_argument("--jobs", type=int, default=2, help="worker processes")
+    p.add_argument("--config", default=None, help="strategies' settings (default config/bench.yaml)")
+
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -70,6 +81,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from nas.steps import aggregate
 
         aggregate(args.run_dir, args.generation)
+    elif args.command == "bench":
+        from nas.bench import BENCH_CONFIG, run_bench
+
+        summary = run_bench(args.table, args.metric, args.strategies.split(","), args.seeds, args.budget, args.out,
+                            arch_column=args.arch_column, jobs=args.jobs, config_path=args.config or BENCH_CONFIG)
+        for row in summary:
+            print(f"{row['strategy']:>10} {row['budget']:>4} {row['mean']:8.3f} ± {row['std']:.3f}  regret {row['regret']:.3f}")
     elif args.command == "report":
         from nas.report import report
 

@@ -1,0 +1,140 @@
+"""Strategy benchmark on a tabular benchmark: many seeds, in this process.
+
+Each (strategy, seed) is a whole search run through nas.search.run_in_process
+with the table evaluator -- the same strategy code the workflow runs -- until
+it has made `budget` distinct queries. Writes:
+
+    DIR/curves.tsv   strategy, seed, queries, best_so_far
+    DIR/summary.tsv  strategy, budget, mean, std, regret  (at BUDGETS)
+    DIR/curves.png   mean +/- std anytime curves
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from nas.config import load_config, resolve_runs
+from nas.evaluators.table import Table, table_for
+from nas.io import atomic_write_bytes, write_tsv
+from nas.search import run_in_process
+
+BUDGETS = (25, 50, 100, 150, 300)
+BENCH_CONFIG = Path(__file__).resolve().parents[1] / "config" / "bench.yaml"
+
+# Set in the parent before the worker processes fork, so each shares them.
+_RUNS: dict[str, dict[str, Any]] = {}
+_TABLE: Table | None = None
+
+
+def bench_runs(
+    table: str, metric: str, arch_column: str, strategies: Sequence[str], config_path: str | Path = BENCH_CONFIG
+) -> dict[str, dict[str, Any]]:
+    """The bench config's runs named in `strategies`, evaluated on the table."""
+    config = load_config(config_path)
+    missing = [s for s in strategies if s not in config["runs"]]
+    if missing:
+        raise ValueError(f"{config_path} has no run {missing[0]!r}; it has: {', '.join(config['runs'])}")
+    evaluator = {"name": "table", "path": str(table), "arch_column": arch_column, "val_column": metric,
+                 "test_column": metric}
+    defaults = {**(config.get("defaults") or {}), "evaluator": evaluator}
+    runs = {s: config["runs"][s] for s in strategies}
+    return resolve_runs({"defaults": defaults, "runs": runs})
+
+
+def best_so_far(values: Sequence[float]) -> list[float]:
+    out, best = [], -math.inf
+    for v in values:
+        best = max(best, v)
+        out.append(best)
+    return out
+
+
+def one_search(task: tuple[str, int, int]) -> tuple[str, int, list[float]]:
+    """Best metric after each distinct query of one search."""
+    name, seed, budget = task
+    assert _TABLE is not None
+    run = {**_RUNS[name], "seed": seed}
+    rows = run_in_process(run, lambda spec: _TABLE.metrics(spec["arch"]), generations=10**9,
+                          stop=lambda rows: len(rows) >= budget)[:budget]
+    values = [_TABLE.val.get(r["arch"], -math.inf) for r in rows]
+    return name, seed, best_so_far(values)
+
+
+def run_bench(
+    table: str,
+    metric: str,
+    strategies: Sequence[str],
+    seeds: int,
+    budget: int,
+    out: str | Path,
+    arch_column: str = "ArchitectureString",
+    jobs: int = 2,
+    config_path: str | Path = BENCH_CONFIG,
+) -> list[dict[str, Any]]:
+    global _RUNS, _TABLE
+    _RUNS = bench_runs(table, metric, arch_column, strategies, config_path)
+    _TABLE = table_for(next(iter(_RUNS.values()))["evaluator"])
+    optimum = max(_TABLE.val.values())
+    tasks = [(name, seed, budget) for name in strategies for seed in range(seeds)]
+    start = time.perf_counter()
+    if jobs > 1:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            results = pool.map(one_search, tasks, chunksize=max(1, len(tasks) // (jobs * 8)))
+    else:
+        results = [one_search(t) for t in tasks]
+    seconds = time.perf_counter() - start
+
+    out = Path(out)
+    curves = [
+        {"strategy": name, "seed": seed, "queries": q + 1, "best_so_far": round(v, 4)}
+        for name, seed, curve in results
+        for q, v in enumerate(curve)
+    ]
+    write_tsv(out / "curves.tsv", ("strategy", "seed", "queries", "best_so_far"), curves)
+    summary = []
+    for name in strategies:
+        matrix = np.array([c for n, _, c in results if n == name])
+        for b in [b for b in BUDGETS if b <= budget] or [budget]:
+            at = matrix[:, b - 1]
+            summary.append({"strategy": name, "budget": b, "mean": round(float(at.mean()), 4),
+                            "std": round(float(at.std()), 4), "regret": round(float(optimum - at.mean()), 4)})
+    write_tsv(out / "summary.tsv", ("strategy", "budget", "mean", "std", "regret"), summary)
+    _plot(results, strategies, metric, optimum, out / "curves.png")
+    print(f"{len(tasks)} searches of {budget} queries in {seconds:.1f} s ({jobs} processes); optimum {optimum:.4f}")
+    return summary
+
+
+def _plot(results, strategies: Sequence[str], metric: str, optimum: float, path: Path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    lows = []
+    for i, name in enumerate(strategies):
+        matrix = np.array([c for n, _, c in results if n == name])
+        mean, std = matrix.mean(0), matrix.std(0)
+        x = np.arange(1, matrix.shape[1] + 1)
+        ax.plot(x, mean, color=f"C{i}", label=f"{name} ({len(matrix)} seeds)")
+        ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.15)
+        lows.append(mean[min(len(mean) - 1, 9)])
+    ax.axhline(optimum, color="k", ls="--", lw=1, label=f"optimum {optimum:.2f}")
+    ax.set_ylim(min(lows) - 0.5, optimum + 0.2)
+    ax.set_xlabel("distinct queries")
+    ax.set_ylabel(f"best {metric} so far (mean ± std)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
