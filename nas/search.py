@@ -8,13 +8,14 @@ and draw the same random numbers for the same run settings.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 from nas import layout
 from nas.config import candidates_in
 from nas.seeding import int_seed, rng_for
 from nas.spaces import make_space
-from nas.strategies import Evaluated, make_strategy
+from nas.strategies import Evaluated, Strategy, make_strategy
 
 # Columns of a generation table and of history.tsv, in order.
 COLUMNS = (
@@ -39,16 +40,23 @@ COLUMNS = (
 )
 
 
-def strategy_for(run: dict[str, Any]):
+def strategy_for(run: dict[str, Any]) -> Strategy:
     space = make_space(run["space"])
     return make_strategy(run["strategy"], space, run["population"])
 
 
 def propose(
-    run: dict[str, Any], generation: int, state: dict[str, Any], history: Sequence[Evaluated]
+    run: dict[str, Any],
+    generation: int,
+    state: dict[str, Any],
+    history: Sequence[Evaluated],
+    strategy: Strategy | None = None,
 ) -> list[dict[str, Any]]:
-    """The candidate specs of one generation; each is everything needed to train it."""
-    strategy = strategy_for(run)
+    """The candidate specs of one generation; each is everything needed to train it.
+
+    `strategy` is the run's strategy when the caller keeps one (saves
+    rebuilding it every generation); it must be strategy_for(run)."""
+    strategy = strategy or strategy_for(run)
     rng = rng_for(run["seed"], generation, "propose")
     proposals = strategy.propose(state, history, candidates_in(run, generation), rng)
     return [
@@ -60,6 +68,7 @@ def propose(
             "genome": list(p.genome),
             "origin": p.origin,
             "parents": list(p.parents),
+            **({"trace": p.trace} if p.trace is not None else {}),
             "seed": int_seed(run["seed"], generation, "train", i),
             "run_seed": run["seed"],
             "space": run["space"],
@@ -105,12 +114,16 @@ def _value(v: Any) -> Any:
 
 
 def aggregate(
-    run: dict[str, Any], state: dict[str, Any], specs: Sequence[dict[str, Any]], metrics: Sequence[dict[str, Any]]
+    run: dict[str, Any],
+    state: dict[str, Any],
+    specs: Sequence[dict[str, Any]],
+    metrics: Sequence[dict[str, Any]],
+    strategy: Strategy | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The generation's table rows and the strategy state after it."""
     rows = table_rows(specs, metrics)
-    new_state = strategy_for(run).update(state, [evaluated(r) for r in rows])
-    return rows, new_state
+    results = [replace(evaluated(r), trace=s.get("trace")) for r, s in zip(rows, specs)]
+    return rows, (strategy or strategy_for(run)).update(state, results)
 
 
 def run_in_process(
@@ -123,12 +136,13 @@ def run_in_process(
 
     `stop(history_rows)` may end it early (a benchmark's query budget).
     """
-    state = strategy_for(run).initial_state()
+    strategy = strategy_for(run)
+    state = strategy.initial_state()
     history: list[Evaluated] = []
     rows_all: list[dict[str, Any]] = []
     for g in range(run["generations"] if generations is None else generations):
-        specs = propose(run, g, state, history)
-        rows, state = aggregate(run, state, specs, [evaluate(s) for s in specs])
+        specs = propose(run, g, state, history, strategy)
+        rows, state = aggregate(run, state, specs, [evaluate(s) for s in specs], strategy)
         rows_all.extend(rows)
         history.extend(evaluated(r) for r in rows)
         if stop is not None and stop(rows_all):

@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nas import layout, search
 from nas.config import candidates_in
@@ -27,11 +27,8 @@ def load_run(rdir: str | Path) -> dict[str, Any]:
     return run
 
 
-def load_state(rdir: str | Path, generation: int) -> dict[str, Any]:
-    state = read_json(layout.state_file(rdir, generation))
-    if not isinstance(state, dict):
-        raise ArtefactError(f"{layout.state_file(rdir, generation)}: expected a JSON object")
-    return state
+def load_state(rdir: str | Path, run: dict[str, Any], generation: int) -> dict[str, Any]:
+    return search.strategy_for(run).load_state(Path(layout.state_dir(rdir, generation)))
 
 
 def load_history(rdir: str | Path, generations: int) -> list[dict[str, str]]:
@@ -48,14 +45,13 @@ def load_history(rdir: str | Path, generations: int) -> list[dict[str, str]]:
     return rows
 
 
-def _write_dir(target: str | Path, files: dict[str, Any], writer) -> None:
-    """Write all files into a fresh folder and move it into place in one rename."""
+def _write_dir(target: str | Path, fill: Callable[[Path], None]) -> None:
+    """Let `fill` write a fresh folder, then move it into place in one rename."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        for name, data in files.items():
-            writer(tmp / name, data)
+        fill(tmp)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -70,10 +66,15 @@ def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
         state: dict[str, Any] = search.strategy_for(run).initial_state()
         history: list[Evaluated] = []
     else:
-        state = load_state(rdir, generation - 1)
+        state = load_state(rdir, run, generation - 1)
         history = [search.evaluated(r) for r in load_history(rdir, generation)]
     specs = search.propose(run, generation, state, history)
-    _write_dir(layout.candidates_dir(rdir, generation), {f"{s['candidate']}.yaml": s for s in specs}, write_yaml)
+
+    def write_specs(folder: Path) -> None:
+        for spec in specs:
+            write_yaml(folder / f"{spec['candidate']}.yaml", spec)
+
+    _write_dir(layout.candidates_dir(rdir, generation), write_specs)
     for s in specs:
         print(f"{s['candidate']} {s['origin']:<18} {s['arch']}", file=sys.stderr)
     return specs
@@ -112,8 +113,9 @@ def aggregate(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     for c, m in enumerate(metrics):
         if not isinstance(m, dict) or "status" not in m:
             raise ArtefactError(f"{layout.metrics(rdir, generation, c)}: no status; delete it and re-run")
-    state = search.strategy_for(run).initial_state() if generation == 0 else load_state(rdir, generation - 1)
+    strategy = search.strategy_for(run)
+    state = strategy.initial_state() if generation == 0 else load_state(rdir, run, generation - 1)
     rows, new_state = search.aggregate(run, state, specs, metrics)
     write_tsv(layout.table(rdir, generation), search.COLUMNS, rows)
-    _write_dir(layout.state_dir(rdir, generation), {"state.json": new_state}, write_json)
+    _write_dir(layout.state_dir(rdir, generation), lambda folder: strategy.save_state(new_state, folder))
     return rows

@@ -43,6 +43,8 @@ def run(strategy_cfg, generations=8, population=8, n=6, seed=0):
         {"name": "ga", "selection": "roulette", "crossover": "multi_point", "crossover_points": 3},
         {"name": "ga", "mutation": "swap", "mutation_rate": 0.5, "elitism": 0},
         {"name": "ga", "crossover": "none", "mutation": "space"},
+        {"name": "ls"},
+        {"name": "ls", "guide": "predictor", "restart": "kick", "kick": 2},
     ],
 )
 def test_strategies_never_repeat_an_architecture_and_are_reproducible(cfg):
@@ -56,7 +58,10 @@ def test_strategies_never_repeat_an_architecture_and_are_reproducible(cfg):
     assert history3 != history
 
 
-@pytest.mark.parametrize("cfg", [{"name": "rea", "sample_size": 4}, {"name": "ga", "tournament_size": 3}])
+@pytest.mark.parametrize(
+    "cfg", [{"name": "rea", "sample_size": 4}, {"name": "ga", "tournament_size": 3}, {"name": "ls"},
+            {"name": "ls", "guide": "predictor"}]
+)
 def test_evolution_beats_random_on_a_smooth_landscape(cfg):
     """Averaged over seeds, guided search finds better cells than random search."""
     def best(c, seed):
@@ -136,6 +141,9 @@ def test_exhausted_space_is_a_clear_error():
         ({"name": "ga", "mutation": "flip"}, "unknown mutation"),
         ({"name": "ga", "elitism": 8}, "elitism"),
         ({"name": "rea", "elitism": 1}, "elitism"),
+        ({"name": "ls", "restart": "never"}, "unknown restart"),
+        ({"name": "ls", "guide": "oracle"}, "unknown guide"),
+        ({"name": "ls", "kick": 0}, "at least 1"),
     ],
 )
 def test_bad_strategy_options_are_named(cfg, message):
@@ -160,3 +168,44 @@ def test_strategies_work_on_the_variable_length_chain_space(name, mutation):
         state = strategy.update(state, results)
         history += results
     assert len({e.arch for e in history}) == 24
+
+
+def test_local_search_climbs_to_a_neighbour_and_restarts_at_a_local_optimum():
+    from nas.strategies.local_search import RESTART
+
+    strategy = make_strategy({"name": "ls"}, SPACE, 3)
+    _, state, history = run({"name": "ls"}, generations=1, population=3)
+    current = Evaluated.from_json(state["current"])
+    assert current.fitness == max(e.fitness for e in history)
+    proposals = strategy.propose(state, history, 4, np.random.default_rng(0))
+    neighbours = {SPACE.to_string(g) for g in SPACE.neighbours(current.genome)}
+    assert all(p.arch in neighbours and p.origin == "neighbour" for p in proposals)
+    # With every neighbour known and worse, the climb is stuck: it restarts.
+    known = [Evaluated(f"n{i}", SPACE.to_string(g), g, -1.0) for i, g in enumerate(SPACE.neighbours(current.genome))]
+    restart = strategy.propose(state, history + known, 2, np.random.default_rng(0))
+    assert all(p.trace == RESTART for p in restart)
+    moved = strategy.update(state, evaluate(restart, 5))
+    assert moved["current"]["key"].startswith("gen_005")
+
+
+def test_local_search_follows_known_better_neighbours_without_queries():
+    strategy = make_strategy({"name": "ls"}, SPACE, 2)
+    start = (0, 0, 0, 0, 0, 0)
+    better = (2, 0, 0, 0, 0, 0)
+    state = {"current": Evaluated("a", SPACE.to_string(start), start, 1.0).to_json()}
+    history = [Evaluated("a", SPACE.to_string(start), start, 1.0), Evaluated("b", SPACE.to_string(better), better, 5.0)]
+    proposals = strategy.propose(state, history, 3, np.random.default_rng(0))
+    assert all(p.parents == ("b",) for p in proposals)
+
+
+def test_linear_predictor_recovers_an_additive_landscape():
+    from nas.strategies.predictor import LinearPredictor
+
+    rng = np.random.default_rng(0)
+    genomes = [SPACE.sample(rng) for _ in range(120)]
+    predictor = LinearPredictor(SPACE.cardinalities(), ridge=1e-6).fit(genomes, [score(g) for g in genomes])
+    test = [SPACE.sample(rng) for _ in range(20)]
+    assert np.allclose(predictor.predict(test), [score(g) for g in test], atol=1e-3)
+    # Failed candidates are left out of the fit; with none left, all predictions tie.
+    flat = LinearPredictor(SPACE.cardinalities()).fit(genomes[:3], [-math.inf] * 3).predict(test)
+    assert np.all(flat == flat[0])

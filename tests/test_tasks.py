@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 import subprocess
 import sys
 
@@ -71,6 +72,10 @@ def test_too_large_val_size_is_a_task_error():
         ({"name": "mnist", "root": "/no/such"}, "MNIST/raw"),
         ({"name": "image_folder", "root": "/no/such"}, "/no/such/train not found"),
         ({"name": "digits", "train_size": 0}, "train_size"),
+        ({"name": "digits", "val_size": "300"}, "task.val_size must be a whole number"),
+        ({"name": "digits", "train_size": 2.5}, "train_size"),
+        ({"name": "image_folder", "root": "/no/such", "test_size": 0}, "test_size"),
+        ({"name": "svhn", "download": True}, "needs task.root"),
     ],
 )
 def test_bad_task_configs_name_the_problem(cfg, message):
@@ -80,6 +85,22 @@ def test_bad_task_configs_name_the_problem(cfg, message):
 
 def test_download_true_skips_the_file_check(tmp_path):
     check({"name": "cifar10", "root": str(tmp_path), "download": True})
+
+
+def test_mnist_check_accepts_raw_or_legacy_processed_files(tmp_path):
+    cfg = {"name": "fashion_mnist", "root": str(tmp_path)}
+    with pytest.raises(TaskError, match="FashionMNIST/raw/train-images-idx3-ubyte not found"):
+        check(cfg)
+    (tmp_path / "FashionMNIST" / "processed").mkdir(parents=True)
+    for name in ("training.pt", "test.pt"):
+        (tmp_path / "FashionMNIST" / "processed" / name).touch()
+    check(cfg)
+
+
+def test_root_expands_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "data" / "train" / "cat").mkdir(parents=True)
+    assert describe({"name": "image_folder", "root": "~/data"}).num_classes == 1
 
 
 def test_every_task_name_is_in_the_schema():
@@ -92,7 +113,7 @@ def test_every_task_name_is_in_the_schema():
 # -- torchvision loaders on tiny fake data -------------------------------------------
 
 
-def _write_cifar10(root, monkeypatch, n=12):
+def _write_cifar10(root, monkeypatch, n=12, patch_checksums=True):
     from torchvision.datasets import CIFAR10
 
     folder = root / "cifar-10-batches-py"
@@ -106,6 +127,8 @@ def _write_cifar10(root, monkeypatch, n=12):
         md5[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()
     meta = {"label_names": [f"c{i}" for i in range(10)]}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    if not patch_checksums:
+        return
     # The fake files have their own checksums: tell torchvision's integrity check.
     monkeypatch.setattr(CIFAR10, "train_list", [[f[0], md5[f[0]]] for f in CIFAR10.train_list])
     monkeypatch.setattr(CIFAR10, "test_list", [[f[0], md5[f[0]]] for f in CIFAR10.test_list])
@@ -121,6 +144,15 @@ def test_cifar10_loader_on_fake_batches(tmp_path, monkeypatch):
     x, y = splits.train[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= y < 10
     assert load(cfg, seed=3).val.indices == splits.val.indices != load(cfg, seed=4).val.indices
+
+
+def test_corrupted_cifar10_files_are_a_task_error(tmp_path, monkeypatch):
+    # Files in place but with checksums torchvision does not know: its own check refuses them.
+    _write_cifar10(tmp_path, monkeypatch, patch_checksums=False)
+    cfg = {"name": "cifar10", "root": str(tmp_path), "val_size": 10}
+    check(cfg)
+    with pytest.raises(TaskError, match=re.escape(f"task.root: {tmp_path}: Dataset not found or corrupted")):
+        load(cfg, seed=0)
 
 
 def _idx(path, array: np.ndarray, code: int) -> None:
@@ -177,3 +209,11 @@ def test_image_folder_with_and_without_test_folder(tmp_path):
     assert splits.train[0][0].shape == (3, 16, 16)
     _write_images(tmp_path / "a" / "test", ["cat", "dog", "eel"], 2)
     assert len(load(cfg, seed=0).test) == 6
+    assert load(cfg, seed=1).val.indices == load(cfg, seed=1).val.indices != splits.val.indices
+
+
+def test_image_folder_class_without_images_is_a_task_error(tmp_path):
+    _write_images(tmp_path / "train", ["cat"], 2)
+    (tmp_path / "train" / "dog").mkdir()
+    with pytest.raises(TaskError, match="dog"):
+        load({"name": "image_folder", "root": str(tmp_path), "val_size": 1}, seed=0)

@@ -65,9 +65,17 @@ def test_divergence_is_a_status_not_a_crash():
     assert m["epochs"] < 3 and any("diverged" in line for line in lines)
 
 
-def test_out_of_memory_is_a_status(monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: out of memory"),
+        MemoryError(),
+    ],
+)
+def test_out_of_memory_is_a_status(monkeypatch, error):
     def boom(*args, **kwargs):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        raise error
 
     monkeypatch.setattr(train_module, "_train", boom)
     m = evaluate(spec(), log=lambda _: None).metrics
@@ -81,6 +89,12 @@ def test_other_errors_propagate(monkeypatch):
     monkeypatch.setattr(train_module, "_train", bug)
     with pytest.raises(RuntimeError, match="shapes"):
         evaluate(spec(), log=lambda _: None)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_asking_for_cuda_without_a_gpu_says_so():
+    with pytest.raises(ValueError, match="training.device: cuda"):
+        evaluate(spec(device="cuda"), log=lambda _: None)
 
 
 def test_count_flops_and_params_by_hand():

@@ -36,12 +36,24 @@ class NB201Space(SearchSpace):
         self.channels = _at_least("channels", channels, 1)
         self.cells_per_stage = _at_least("cells_per_stage", cells_per_stage, 1)
         self.ops = _check_ops(ALL_OPS if ops is None else ops)
+        # At most 5**6 strings: remembering them makes the searches' hot loop
+        # (is this architecture new?) a dictionary look-up.
+        self._strings: dict[Genome, str] = {}
 
     def cardinalities(self) -> tuple[int, ...]:
         return (len(self.ops),) * len(EDGES)
 
     def to_string(self, genome: Genome) -> str:
-        return "+".join("|" + "|".join(edges) + "|" for edges in self._node_edges(self.check(genome)))
+        key = tuple(genome)
+        if key not in self._strings:
+            self._strings[self.check(key)] = "+".join(
+                "|" + "|".join(edges) + "|" for edges in self._node_edges(self.check(key))
+            )
+        return self._strings[key]
+
+    def sample(self, rng) -> Genome:
+        # Every genome is valid here, so one draw of six genes is a uniform sample.
+        return tuple(int(g) for g in rng.integers(len(self.ops), size=len(EDGES)))
 
     def from_string(self, arch: str) -> Genome:
         parts = arch.strip().split("+")

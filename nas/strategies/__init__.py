@@ -8,12 +8,14 @@ from nas.spaces.base import SearchSpace
 from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError
 from nas.strategies.evolution import RegularizedEvolution
 from nas.strategies.genetic import GeneticAlgorithm
+from nas.strategies.local_search import LocalSearch
 from nas.strategies.random_search import RandomSearch
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "random": RandomSearch,
     "ga": GeneticAlgorithm,
     "rea": RegularizedEvolution,
+    "ls": LocalSearch,
 }
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from nas.io import ArtefactError, read_json, write_json
 from nas.spaces.base import Genome, SearchSpace
 
 # How many draws one proposal slot may spend looking for a valid architecture
@@ -34,6 +36,9 @@ class Evaluated:
     arch: str
     genome: Genome
     fitness: float  # validation accuracy; -inf when the candidate failed
+    # What the strategy recorded when proposing it (Proposal.trace); only the
+    # results handed to update() carry it, history read back from tables not.
+    trace: Any = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +60,9 @@ class Proposal:
     arch: str
     origin: str  # how it was made: random, mutation, crossover, ...
     parents: tuple[str, ...] = field(default=())
+    # Anything JSON-able the strategy needs back in update() (e.g. the actions
+    # of an edit episode); written into the candidate's spec as `trace`.
+    trace: Any = None
 
 
 class Strategy(ABC):
@@ -76,6 +84,19 @@ class Strategy(ABC):
     def update(self, state: dict[str, Any], results: Sequence[Evaluated]) -> dict[str, Any]:
         """The state after one generation's results; returns a new dict."""
         return dict(state)
+
+    # -- how the workflow keeps the state between generations -------------------
+    # The default is one JSON file; a strategy with tensors overrides both
+    # (files in `directory`, loaded with safe loaders only).
+
+    def save_state(self, state: dict[str, Any], directory: Path) -> None:
+        write_json(directory / "state.json", state)
+
+    def load_state(self, directory: Path) -> dict[str, Any]:
+        state = read_json(directory / "state.json")
+        if not isinstance(state, dict):
+            raise ArtefactError(f"{directory / 'state.json'}: expected a JSON object")
+        return state
 
     # -- shared by the strategies -------------------------------------------------
 

@@ -26,14 +26,21 @@ _SHAPES = {
     "cifar100": ((3, 32, 32), 100),
     "svhn": ((3, 32, 32), 10),
 }
+# Each entry lists alternative file sets; the first is what a download writes.
+# MNIST-like sets may instead hold the processed tensors of older torchvision.
 _EXPECTED = {
-    "mnist": ["MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/t10k-images-idx3-ubyte"],
-    "fashion_mnist": ["FashionMNIST/raw/train-images-idx3-ubyte", "FashionMNIST/raw/t10k-images-idx3-ubyte"],
-    "cifar10": ["cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"],
-    "cifar100": ["cifar-100-python/train", "cifar-100-python/test"],
-    "svhn": ["train_32x32.mat", "test_32x32.mat"],
+    "mnist": [
+        ["MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/t10k-images-idx3-ubyte"],
+        ["MNIST/processed/training.pt", "MNIST/processed/test.pt"],
+    ],
+    "fashion_mnist": [
+        ["FashionMNIST/raw/train-images-idx3-ubyte", "FashionMNIST/raw/t10k-images-idx3-ubyte"],
+        ["FashionMNIST/processed/training.pt", "FashionMNIST/processed/test.pt"],
+    ],
+    "cifar10": [["cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"]],
+    "cifar100": [["cifar-100-python/train", "cifar-100-python/test"]],
+    "svhn": [["train_32x32.mat", "test_32x32.mat"]],
 }
-DEFAULT_VAL_SIZE = {"digits": 300}
 DEFAULT_IMAGE_SIZE = 32
 
 
@@ -61,28 +68,45 @@ def check(cfg: dict[str, Any]) -> None:
     name = cfg.get("name")
     if name not in TASKS:
         raise TaskError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
-    for key in ("train_size", "val_size", "image_size"):
-        if cfg.get(key) is not None and int(cfg[key]) < 1:
-            raise TaskError(f"task.{key} must be at least 1, got {cfg[key]}")
+    for key in ("train_size", "val_size", "image_size", "test_size"):
+        _check_size(cfg, key)
     if name in TORCHVISION_TASKS or name == "image_folder":
-        root = cfg.get("root")
-        if not root:
-            raise TaskError(f"task {name!r} needs task.root, the folder that holds (or will hold) the data")
+        root = root_of(cfg)
         if name == "image_folder" or not cfg.get("download", False):
-            _check_files(name, Path(root))
+            _check_files(name, root)
     describe(cfg)
+
+
+def _check_size(cfg: dict[str, Any], key: str) -> None:
+    value = cfg.get(key)
+    if value is None:
+        return
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    # test_size may be a share of the images (0.2) as well as a count.
+    whole = key == "test_size" or (is_number and float(value).is_integer())
+    if not (is_number and whole and value > 0):
+        kind = "a positive share or count" if key == "test_size" else "a whole number >= 1"
+        raise TaskError(f"task.{key} must be {kind}, got {value!r}")
+
+
+def root_of(cfg: dict[str, Any]) -> Path:
+    """The task's data folder, with ~ expanded as torchvision does."""
+    if not cfg.get("root"):
+        raise TaskError(f"task {cfg['name']!r} needs task.root, the folder that holds (or will hold) the data")
+    return Path(cfg["root"]).expanduser()
 
 
 def _check_files(name: str, root: Path) -> None:
     if name == "image_folder":
         _class_folders(root / "train")
         return
-    for rel in _EXPECTED[name]:
-        if not (root / rel).exists():
-            raise TaskError(
-                f"task.root: {root / rel} not found; put the {name} files there "
-                "or set task.download: true (needs internet)"
-            )
+    alternatives = _EXPECTED[name]
+    if any(all((root / rel).exists() for rel in files) for files in alternatives):
+        return
+    missing = next(root / rel for rel in alternatives[0] if not (root / rel).exists())
+    raise TaskError(
+        f"task.root: {missing} not found; put the {name} files there or set task.download: true (needs internet)"
+    )
 
 
 def _class_folders(folder: Path) -> list[str]:
@@ -95,10 +119,11 @@ def _class_folders(folder: Path) -> list[str]:
 
 
 def describe(cfg: dict[str, Any]) -> TaskInfo:
-    name = cfg["name"]
+    """Input shape and class count of a task, without torch."""
+    name = cfg.get("name")
     if name == "image_folder":
         size = int(cfg.get("image_size") or DEFAULT_IMAGE_SIZE)
-        return TaskInfo(name, (3, size, size), len(_class_folders(Path(cfg["root"]) / "train")))
+        return TaskInfo(name, (3, size, size), len(_class_folders(root_of(cfg) / "train")))
     if name not in _SHAPES:
         raise TaskError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
     shape, classes = _SHAPES[name]

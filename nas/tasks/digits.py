@@ -12,6 +12,7 @@ from nas.tasks.splits import cap, hold_out
 # A fixed third of the 1,797 images is the test split, whatever the run seed.
 TEST_SHARE = 1 / 3
 TEST_SEED = 0
+DEFAULT_VAL_SIZE = 300
 
 
 def load_digits_splits(cfg: dict[str, Any], seed: int) -> Splits:
@@ -23,7 +24,7 @@ def load_digits_splits(cfg: dict[str, Any], seed: int) -> Splits:
     images = data.images.astype(np.float32) / 16.0
     labels = data.target.astype(np.int64)
     rest, test = hold_out(len(labels), int(len(labels) * TEST_SHARE), TEST_SEED)
-    val_size = int(cfg.get("val_size") or 300)
+    val_size = int(cfg.get("val_size") or DEFAULT_VAL_SIZE)
     try:
         train_pos, val_pos = hold_out(len(rest), val_size, seed)
     except ValueError as e:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.tasks import DEFAULT_IMAGE_SIZE, Splits, TaskError, describe
+from nas.tasks import DEFAULT_IMAGE_SIZE, Splits, TaskError, describe, root_of
 from nas.tasks.splits import cap, hold_out
 
 # Per-channel mean and std of each training set (the usual published values).
@@ -46,7 +46,7 @@ def _image_folder(cfg: dict[str, Any], transform) -> tuple[Any, Any]:
     from torch.utils.data import Subset
     from torchvision import datasets
 
-    root = Path(cfg["root"])
+    root = root_of(cfg)
     train = datasets.ImageFolder(str(root / "train"), transform=transform)
     if (root / "test").is_dir():
         test = datasets.ImageFolder(str(root / "test"), transform=transform)
@@ -75,9 +75,11 @@ def load_vision_splits(cfg: dict[str, Any], seed: int) -> Splits:
         if name == "image_folder":
             train_full, test = _image_folder(cfg, transform)
         else:
-            train_full, test = _official(name, cfg["root"], bool(cfg.get("download", False)), transform)
-    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
-        raise TaskError(f"task.root: {cfg['root']}: {e}") from None
+            train_full, test = _official(name, str(root_of(cfg)), bool(cfg.get("download", False)), transform)
+    # torchvision: RuntimeError "Dataset not found or corrupted" (a failed checksum
+    # too); ImageFolder: FileNotFoundError for a class folder without images.
+    except (RuntimeError, FileNotFoundError) as e:
+        raise TaskError(f"task.root: {root_of(cfg)}: {e}") from None
     val_size = int(cfg.get("val_size") or min(DEFAULT_VAL_SIZE, len(train_full) // 5))
     try:
         train_idx, val_idx = hold_out(len(train_full), val_size, seed)
