@@ -1,6 +1,7 @@
 # make run   set up the environment, then run the default search (config/config.yaml)
 # make test  set up the environment, then run the test suite
 # make dry   show the plan of the default search without running it
+# make bench compare the strategies on the NAS-Bench-201 table (../shared/data)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,7 +9,13 @@ BIN    := $(VENV)/bin
 CORES  ?= 2
 ENV    := $(VENV)/.installed
 
-.PHONY: run test dry clean
+# The NAS-Bench-201 accuracy table: read in place, never copied into the project.
+TABLE      ?= ../shared/data/nb201_accuracy.csv
+STRATEGIES ?= random,ga,rea,reinforce,ls
+SEEDS      ?= 100
+BUDGET     ?= 300
+
+.PHONY: run test dry bench clean
 
 $(ENV): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +27,13 @@ run: $(ENV)
 
 dry: $(ENV)
 	$(BIN)/snakemake --cores $(CORES) -n
+
+bench: $(ENV)
+	@test -f $(TABLE) || { echo "bench: $(TABLE) not found; set TABLE=path/to/nb201_accuracy.csv"; exit 2; }
+	for m in CIFAR10 CIFAR100 ImageNet; do \
+	  $(BIN)/python -m nas bench --table $(TABLE) --metric $${m}TestAccuracy200Epochs \
+	    --strategies $(STRATEGIES) --seeds $(SEEDS) --budget $(BUDGET) --out results/bench/$$m || exit 1; \
+	done
 
 test: $(ENV)
 	$(BIN)/python -m pytest -q tests

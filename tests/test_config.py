@@ -118,3 +118,13 @@ def test_schema_is_valid_json_schema():
 
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_resolving_the_default_config_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from nas.config import load_config, resolve_runs; "
+            "resolve_runs(load_config('config/config.yaml')); assert 'torch' not in sys.modules, 'torch imported'")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
