@@ -67,14 +67,17 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArtefactError(f"{path}: file not found") from None
+
+
 def read_yaml(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ArtefactError(f"{path}: file not found") from None
-    try:
-        return yaml.safe_load(text)
+        return yaml.safe_load(_read_text(path))
     except yaml.YAMLError as e:
         raise ArtefactError(f"{path}: not valid YAML ({e}); delete it and re-run to re-make it") from None
 
@@ -82,11 +85,7 @@ def read_yaml(path: str | os.PathLike) -> Any:
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ArtefactError(f"{path}: file not found") from None
-    try:
-        return json.loads(text)
+        return json.loads(_read_text(path))
     except json.JSONDecodeError as e:
         raise ArtefactError(f"{path}: truncated or not valid JSON ({e}); delete it and re-run to re-make it") from None
 
@@ -122,10 +121,7 @@ def write_tsv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[di
 def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
     """Rows as dicts of strings; a file without its header is an error."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ArtefactError(f"{path}: file not found") from None
+    text = _read_text(path)
     if not text.endswith("\n"):
         raise ArtefactError(f"{path}: truncated (no final newline); delete it and re-run to re-make it")
     reader = csv.DictReader(io.StringIO(text), delimiter="\t")

@@ -13,31 +13,13 @@ from typing import Any, Callable, Sequence
 
 from nas import layout
 from nas.config import candidates_in
+from nas.evaluators import METRIC_KEYS
 from nas.seeding import int_seed, rng_for
 from nas.spaces import make_space
 from nas.strategies import Evaluated, Strategy, make_strategy
 
 # Columns of a generation table and of history.tsv, in order.
-COLUMNS = (
-    "run",
-    "generation",
-    "candidate",
-    "arch",
-    "status",
-    "val_acc",
-    "test_acc",
-    "val_loss",
-    "train_loss",
-    "params",
-    "flops",
-    "train_seconds",
-    "epochs",
-    "device",
-    "origin",
-    "parents",
-    "genome",
-    "seed",
-)
+COLUMNS = ("run", "generation", "candidate", "arch", *METRIC_KEYS, "origin", "parents", "genome", "seed")
 
 
 def strategy_for(run: dict[str, Any]) -> Strategy:

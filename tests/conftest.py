@@ -25,16 +25,19 @@ def synthetic_score(ops: list[str]) -> float:
     return 50.0 + sum(weight[op] * (1 + i) for i, op in enumerate(ops))
 
 
-@pytest.fixture
-def nb201_table(tmp_path: Path) -> Path:
+def write_nb201_table(path: Path) -> Path:
     """A benchmark table over the 729 cells with three operations."""
-    path = tmp_path / "table.csv"
     lines = ["arch,val,test"]
     for ops in itertools.product(OPS3, repeat=6):
         score = synthetic_score(list(ops))
         lines.append(f"{nb201_arch(list(ops))},{score:.3f},{score - 1:.3f}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture
+def nb201_table(tmp_path: Path) -> Path:
+    return write_nb201_table(tmp_path / "table.csv")
 
 
 def table_run(table: Path, **overrides: Any) -> dict[str, Any]:
