@@ -139,6 +139,10 @@ class ChainSpace(SearchSpace):
     def _used(self, layer: Sequence[int]) -> tuple[int, ...]:
         return CONV_GENES if self._kind(layer) == "conv" else POOL_GENES
 
+    def used_genes(self, layer: Sequence[int]) -> tuple[int, ...]:
+        """Indices (into GENES) of the genes a non-empty layer uses."""
+        return self._used(layer)
+
     def _values(self, gene: int) -> range:
         """The values a gene of a (non-empty) layer may take."""
         return range(1, self._counts[TYPE]) if gene == TYPE else range(self._counts[gene])

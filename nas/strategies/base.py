@@ -105,10 +105,12 @@ class Strategy(ABC):
         n: int,
         history: Sequence[Evaluated],
         rng: np.random.Generator,
-        make: Callable[[np.random.Generator], tuple[Genome, str, tuple[str, ...]]],
+        make: Callable[[np.random.Generator], tuple],
     ) -> list[Proposal]:
         """Call `make` until n valid, distinct, unevaluated architectures are found.
 
+        `make` returns (genome, origin, parents), or with a trace as a fourth
+        item (Proposal.trace).
         A slot that finds none in MAX_TRIES calls of `make` (a converged
         population keeps producing known children) takes a random new one.
         """
@@ -127,13 +129,13 @@ class Strategy(ABC):
 
     def _first_new(self, seen: set[str], rng: np.random.Generator, make) -> Proposal | None:
         for _ in range(MAX_TRIES):
-            genome, origin, parents = make(rng)
+            genome, origin, parents, *trace = make(rng)
             if not self.space.is_valid(genome):
                 continue
             genome = self.space.canonical(genome)
             arch = self.space.to_string(genome)
             if arch not in seen:
-                return Proposal(genome, arch, origin, parents)
+                return Proposal(genome, arch, origin, parents, trace[0] if trace else None)
         return None
 
     def _random(self, rng: np.random.Generator) -> tuple[Genome, str, tuple[str, ...]]:

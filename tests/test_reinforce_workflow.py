@@ -1,0 +1,55 @@
+"""REINFORCE as controller epochs of the real workflow."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from nas.config import resolve_runs
+from nas.evaluators.table import evaluate as look_up
+from nas.io import tsv_text
+from nas.search import COLUMNS, run_in_process
+from tests.conftest import snakemake, table_run, write_config
+
+
+def test_policy_files_reloaded_each_epoch_give_the_in_process_search(tmp_path, nb201_table):
+    """Every controller epoch reloads policy and optimizer from files (as after a
+    stop); the result equals a search that kept them in memory throughout."""
+    runs = {
+        "lstm": table_run(nb201_table, generations=3, strategy={"name": "reinforce", "controller": "lstm"}),
+        "mlp": table_run(nb201_table, generations=3, strategy={"name": "reinforce", "controller": "mlp"}),
+    }
+    config = write_config(tmp_path / "c.yaml", runs)
+    snakemake(tmp_path, "--configfile", str(config))
+    resolved = resolve_runs(yaml.safe_load(config.read_text()))
+    for name, run in resolved.items():
+        rdir = tmp_path / "results" / name
+        assert (rdir / "gen_002" / "state" / "policy.pt").is_file()
+        assert (rdir / "history.tsv").read_text() == tsv_text(COLUMNS, run_in_process(run, look_up))
+
+
+@pytest.mark.parametrize("formulation", ["generate", "edit"])
+def test_reinforce_trains_on_digits_in_the_workflow(tmp_path, formulation):
+    space = (
+        {"name": "nb201", "channels": 4, "cells_per_stage": 1}
+        if formulation == "generate"
+        else {"name": "chain", "max_layers": 3, "filters": [4, 8], "kernels": [1, 3]}
+    )
+    run = {
+        "generations": 2,
+        "population": 2,
+        "candidates": 2,
+        "space": space,
+        "strategy": {"name": "reinforce", "formulation": formulation},
+        "task": {"name": "digits", "train_size": 60, "val_size": 60},
+        "training": {"epochs": 1, "batch_size": 32},
+    }
+    config = write_config(tmp_path / "c.yaml", {"rl": run})
+    snakemake(tmp_path, "--configfile", str(config))
+    rdir = tmp_path / "results" / "rl"
+    history = (rdir / "history.tsv").read_text().splitlines()
+    assert len(history) == 1 + 4 and all("\tok\t" in line for line in history[1:])
+    assert (rdir / "gen_001" / "state" / "policy.pt").is_file()
+    spec = yaml.safe_load((rdir / "gen_001" / "candidates" / "c00.yaml").read_text())
+    if formulation == "edit":
+        assert spec["trace"] and spec["origin"] in ("edit", "random")
