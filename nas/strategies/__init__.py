@@ -17,7 +17,7 @@ STRATEGIES: dict[str, str] = {
     "ga": "nas.strategies.genetic:GeneticAlgorithm",
     "rea": "nas.strategies.evolution:RegularizedEvolution",
     "ls": "nas.strategies.local_search:LocalSearch",
-    "reinforce": "nas.strategies.policy_gradient:Reinforce",
+    "reinforce": "nas.strategies.reinforce:Reinforce",
 }
 
 

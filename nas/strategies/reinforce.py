@@ -17,7 +17,9 @@ Formulations
             per episode, and ends at `stop` or after `max_edits` edits; the
             candidate is the network it ends with. The policy is an MLP (one
             tanh layer of `hidden` units) over the one-hot genome of the
-            current network and the one-hot step number.
+            current network and the one-hot step number. Proposal.trace is
+            {"start": genome, "known_start": bool, "actions": [action, ...]};
+            a candidate of fill()'s random fallback has none, nor an episode.
 
 Update, on the batch of N results (beta = entropy_weight):
   R_i   fitness of candidate i (validation accuracy, %); a failed candidate
@@ -51,7 +53,7 @@ keeps producing evaluated architectures).
 Initial weights come from a fixed seed (INIT_SEED): initial_state() does not
 know the run seed. Runs with different seeds still differ, since every draw of
 propose comes from a torch.Generator seeded by the run's rng. The global torch
-random state is never used.
+random state is seeded only inside fork_rng, which restores it.
 """
 
 from __future__ import annotations
@@ -61,7 +63,6 @@ import functools
 import io
 import itertools
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -71,12 +72,12 @@ from torch import nn
 
 from nas.io import ArtefactError, atomic_write_bytes, write_json
 from nas.spaces.base import Genome, SearchSpace, SpaceError
-from nas.spaces.chain import CONV_GENES, GENES, POOL_GENES, SLOT, TYPE, ChainSpace
+from nas.spaces.chain import GENES, SLOT, TYPE, ChainSpace
 from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError, fittest
 
 FORMULATIONS = ("generate", "edit")
 CONTROLLERS = ("lstm", "mlp")
-EDIT_METHODS = ("add_layer", "remove_layer", "change_layer")
+EDIT_METHODS = ("add_layer", "remove_layer", "change_layer", "used_genes")
 KINDS = ("add", "remove", "change", "stop")
 ADD, REMOVE, CHANGE, STOP = range(len(KINDS))
 INIT_SEED = 0
@@ -109,7 +110,7 @@ class Reinforce(Strategy):
         if formulation == "edit" and not all(callable(getattr(space, m, None)) for m in EDIT_METHODS):
             raise StrategyError(
                 f"reinforce formulation 'edit' needs a space with {', '.join(EDIT_METHODS)} (the chain space); "
-                f"space {space.name!r} has not; use formulation 'generate'"
+                f"space {space.name!r} has none of them; use formulation 'generate'"
             )
         self.hidden = _integer("hidden", hidden, 1)
         self.lr = _number("lr", lr, lambda v: v > 0, "> 0")
@@ -213,9 +214,8 @@ class Reinforce(Strategy):
     ) -> list[Proposal]:
         best = fittest(history, 1)
         start = best[0] if best and math.isfinite(best[0].fitness) else None
-        traces: dict[str, dict[str, Any]] = {}
 
-        def episode(rng: np.random.Generator) -> tuple[Genome, str, tuple[str, ...]]:
+        def episode(rng: np.random.Generator) -> tuple[Genome, str, tuple[str, ...], dict[str, Any]]:
             genome = self.space.canonical(start.genome) if start else self.space.sample(rng)
             trace = {"start": list(genome), "known_start": start is not None, "actions": []}
             for t in range(self.max_edits):
@@ -224,12 +224,9 @@ class Reinforce(Strategy):
                 if action[0] == STOP:
                     break
                 genome = self.actions.apply(genome, action)
-            # The first episode to reach an architecture is the one fill() keeps.
-            traces.setdefault(self.space.to_string(genome), trace)
-            return genome, "edit", (start.key,) if start else ()
+            return genome, "edit", (start.key,) if start else (), trace
 
-        proposals = self.fill(n, history, rng, episode)
-        return [replace(p, trace=traces[p.arch] if p.origin == "edit" else _no_episode(p.genome)) for p in proposals]
+        return self.fill(n, history, rng, episode)
 
     # -- update -----------------------------------------------------------------------
 
@@ -272,7 +269,7 @@ class Reinforce(Strategy):
         self, results: Sequence[Evaluated], advantages: list[float]
     ) -> Callable[[], torch.Tensor] | None:
         """None when no result is an episode (all came from fill()'s random fallback)."""
-        episodes = [(r, a) for r, a in zip(results, advantages) if _actions(r)]
+        episodes = [(r, a) for r, a in zip(results, advantages) if r.trace is not None]
         if not episodes:
             return None
         # Replaying (the masks) is the costly part: done once for all Adam steps.
@@ -302,7 +299,7 @@ class LSTMController(nn.Module):
         self.first_token = [1 + o for o in itertools.accumulate(cards, initial=0)][:-1]
         self.embed = nn.Embedding(1 + sum(cards), hidden)
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
-        self.heads = nn.ModuleList(nn.Linear(hidden, c) for c in cards)
+        self.heads = _uniform_heads(hidden, cards)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -330,7 +327,7 @@ class MLPController(nn.Module):
         super().__init__()
         self.input = nn.Parameter(torch.randn(hidden))
         self.body = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
-        self.heads = nn.ModuleList(nn.Linear(hidden, c) for c in cards)
+        self.heads = _uniform_heads(hidden, cards)
 
     def _logits(self) -> list[torch.Tensor]:
         features = self.body(self.input)
@@ -344,6 +341,17 @@ class MLPController(nn.Module):
 
     def log_prob(self, genomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _decisions([z.expand(len(genomes), -1) for z in self._logits()], genomes)
+
+
+def _uniform_heads(hidden: int, cards: Sequence[int]) -> nn.ModuleList:
+    """Output heads that start at zero: the first controller epoch samples every
+    value of a gene equally, so no operation is favoured (by the order of the
+    space's options, say) before any reward has come in."""
+    heads = nn.ModuleList(nn.Linear(hidden, c) for c in cards)
+    for head in heads:
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+    return heads
 
 
 def _decisions(logits: list[torch.Tensor], genomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -419,9 +427,6 @@ class EditActions:
             return self.space.change_layer(genome, action[1], action[2], action[3])
         return genome
 
-    def _used(self, layer_type: int) -> tuple[int, ...]:
-        return CONV_GENES if self.space.layer_types[layer_type - 1] == "conv" else POOL_GENES
-
     def _next(self, layers: list, prefix: tuple[int, ...], can_stop: bool) -> tuple[str, Sequence[int]] | None:
         """The head and the values the next decision may take by the action's form, or None when complete."""
         n, depth = len(layers), len(prefix)
@@ -433,7 +438,7 @@ class EditActions:
             if depth == 1:
                 return "add_position", range(n + 1)
             gene = depth - 2
-            used = gene == TYPE or gene in self._used(prefix[2])
+            used = gene == TYPE or gene in self.space.used_genes(prefix[2:3])  # prefix[2] is the type
             return f"add_{GENES[gene]}", self.values[gene] if used else (0,)
         if kind == REMOVE and depth == 1:
             return "remove_position", range(n)
@@ -442,7 +447,7 @@ class EditActions:
                 return "change_position", range(n)
             layer = layers[prefix[1]]
             if depth == 2:
-                return "change_gene", [g for g in self._used(layer[TYPE]) if len(self.values[g]) > 1]
+                return "change_gene", [g for g in self.space.used_genes(layer) if len(self.values[g]) > 1]
             return f"change_{GENES[prefix[2]]}", [v for v in self.values[prefix[2]] if v != layer[prefix[2]]]
         return None
 
@@ -541,15 +546,6 @@ class StepBatch:
 
 def _can_stop(trace: dict[str, Any], step: int) -> bool:
     return step > 0 or not trace["known_start"]
-
-
-def _no_episode(genome: Genome) -> dict[str, Any]:
-    """The trace of fill()'s random fallback: no actions, so update learns nothing from it."""
-    return {"start": list(genome), "known_start": False, "actions": []}
-
-
-def _actions(result: Evaluated) -> list:
-    return result.trace.get("actions", []) if isinstance(result.trace, dict) else []
 
 
 def _rewards(results: Sequence[Evaluated]) -> list[float]:
