@@ -128,3 +128,9 @@ def test_resolving_the_default_config_does_not_import_torch():
             "resolve_runs(load_config('config/config.yaml')); assert 'torch' not in sys.modules, 'torch imported'")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "examples/long.yaml", "examples/compare.yaml"])
+def test_shipped_configs_resolve(name):
+    runs = resolve_runs(load_config(REPO / "config" / name))
+    assert runs and all(run["name"] == key for key, run in runs.items())
