@@ -17,7 +17,7 @@ from typing import Any, Callable
 from nas import layout, search
 from nas.config import candidates_in
 from nas.io import ArtefactError, read_json, read_tsv, read_yaml, write_json, write_tsv, write_yaml
-from nas.strategies import Evaluated
+from nas.strategies import Strategy
 
 
 def load_run(rdir: str | Path) -> dict[str, Any]:
@@ -27,8 +27,11 @@ def load_run(rdir: str | Path) -> dict[str, Any]:
     return run
 
 
-def load_state(rdir: str | Path, run: dict[str, Any], generation: int) -> dict[str, Any]:
-    return search.strategy_for(run).load_state(Path(layout.state_dir(rdir, generation)))
+def state_before(rdir: str | Path, strategy: Strategy, generation: int) -> dict[str, Any]:
+    """The strategy's state that generation `generation` starts from."""
+    if generation == 0:
+        return strategy.initial_state()
+    return strategy.load_state(Path(layout.state_dir(rdir, generation - 1)))
 
 
 def load_history(rdir: str | Path, generations: int) -> list[dict[str, str]]:
@@ -62,13 +65,10 @@ def _write_dir(target: str | Path, fill: Callable[[Path], None]) -> None:
 
 def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     run = load_run(rdir)
-    if generation == 0:
-        state: dict[str, Any] = search.strategy_for(run).initial_state()
-        history: list[Evaluated] = []
-    else:
-        state = load_state(rdir, run, generation - 1)
-        history = [search.evaluated(r) for r in load_history(rdir, generation)]
-    specs = search.propose(run, generation, state, history)
+    strategy = search.strategy_for(run)
+    state = state_before(rdir, strategy, generation)
+    history = [search.evaluated(r) for r in load_history(rdir, generation)]
+    specs = search.propose(run, generation, state, history, strategy)
 
     def write_specs(folder: Path) -> None:
         for spec in specs:
@@ -114,8 +114,7 @@ def aggregate(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
         if not isinstance(m, dict) or "status" not in m:
             raise ArtefactError(f"{layout.metrics(rdir, generation, c)}: no status; delete it and re-run")
     strategy = search.strategy_for(run)
-    state = strategy.initial_state() if generation == 0 else load_state(rdir, run, generation - 1)
-    rows, new_state = search.aggregate(run, state, specs, metrics)
+    rows, new_state = search.aggregate(run, state_before(rdir, strategy, generation), specs, metrics, strategy)
     write_tsv(layout.table(rdir, generation), search.COLUMNS, rows)
     _write_dir(layout.state_dir(rdir, generation), lambda folder: strategy.save_state(new_state, folder))
     return rows

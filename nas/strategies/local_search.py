@@ -8,6 +8,12 @@ a local optimum and the search restarts from random architectures.
 
 Moves through architectures evaluated earlier cost no query: before it
 proposes, the climb follows known better neighbours as far as they go.
+
+Options: `restart: kick` restarts `kick` random mutations away from the best
+architecture found (iterated local search) instead of at random; `guide:
+predictor` tries neighbours in the order a linear predictor fitted on the
+evaluated architectures ranks them, and restarts at the predicted best new one
+of `pool` random architectures.
 """
 
 from __future__ import annotations
@@ -20,11 +26,10 @@ from nas.spaces.base import SearchSpace
 from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError, fittest
 from nas.strategies.predictor import LinearPredictor
 
-RESTART = "restart"
-
-
 RESTARTS = ("random", "kick")
 GUIDES = ("none", "predictor")
+# The trace of a restart point: update() moves there even if it is worse.
+RESTART = "restart"
 
 
 class LocalSearch(Strategy):
