@@ -53,6 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
     p.add_argument("--config", default=None, help="strategies' settings (default config/bench.yaml)")
 
+    p = sub.add_parser("status", help="progress of runs: generations, candidates ok/failed/pending, best so far")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN", help="results/RUN or a run name (default: every run under results/)")
+    p.add_argument("--config", default=None, help="config the runs came from, for the planned generations")
+
+    p = sub.add_parser("best", help="the best candidate's spec (best.yaml, or the best so far without a report)")
+    p.add_argument("run_dir", metavar="RUN")
+
+    p = sub.add_parser("compare", help="runs side by side, and a plot of best-so-far accuracy")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN")
+    p.add_argument("--out", default="compare.png", help="plot file (default compare.png)")
+    p.add_argument("--config", default=None, help="config the runs came from, for the planned generations")
+
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -92,4 +104,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from nas.report import report
 
         print(json.dumps(report(args.run_dir, args.generations), indent=2))
+    elif args.command in ("status", "best", "compare"):
+        from nas import inspect
+
+        return inspect.main(args)
     return 0

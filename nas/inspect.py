@@ -1,0 +1,430 @@
+"""Inspecting runs from their files: `python -m nas status | best | compare`.
+
+Everything here reads a run folder as it is on disk, at any moment: finished,
+still running, or killed half-way. A generation is *done* when its table.tsv
+exists; candidates of an unfinished generation count as soon as their
+metrics.json exists; a spec without metrics.json is running or pending. A file
+that cannot be read is not fatal: it becomes a *problem* that names the file,
+and the rest of the run is still shown. No torch, no Snakemake.
+
+Planned generations are not in run.yaml (raising them extends a run without
+re-running it), so they come from, in order: the config given with
+`--config` (the run of the same name), else the last report (summary.json),
+raised to the generation folders present; with neither, the folders present
+give a lower bound, shown as ">=N" (or "?" when there are none).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from nas import layout
+from nas.io import ArtefactError, atomic_write_bytes, dump_yaml, read_json, read_tsv, read_yaml
+from nas.report import best_row, best_so_far
+
+GEN_DIR = re.compile(r"gen_(\d{3,})")
+CAND_FILE = re.compile(r"(c\d{2,})\.yaml")
+
+
+@dataclass
+class RunScan:
+    """What the files of one run say right now."""
+
+    rdir: Path
+    settings: dict[str, Any] | None = None
+    planned: int | None = None  # generations planned; a lower bound unless planned_known
+    planned_known: bool = False
+    generations: list[int] = field(default_factory=list)  # folders present, in order
+    done: list[int] = field(default_factory=list)  # generations with a readable table
+    rows: list[dict[str, Any]] = field(default_factory=list)  # every evaluated candidate, in order
+    pending: int = 0  # specs without metrics.json
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str((self.settings or {}).get("name") or self.rdir.name)
+
+    def setting(self, key: str) -> str:
+        value = (self.settings or {}).get(key)
+        return str(value.get("name", "?")) if isinstance(value, dict) else "?"
+
+    @property
+    def ok(self) -> int:
+        return sum(r["status"] == "ok" for r in self.rows)
+
+    @property
+    def failed(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            if r["status"] != "ok":
+                counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return dict(sorted(counts.items()))
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return best_row(self.rows)
+
+    def evaluations_to_best(self) -> int | None:
+        best = self.best
+        return None if best is None else next(i for i, r in enumerate(self.rows, 1) if r is best)
+
+
+def resolve_run_dir(arg: str | Path) -> Path:
+    """A run folder given as its path or as its name under ./results."""
+    path = Path(arg)
+    if not path.is_dir() and (Path(layout.RESULTS) / path).is_dir():
+        path = Path(layout.RESULTS) / path
+    if not path.is_dir():
+        raise ArtefactError(f"{arg}: no such run folder (give results/RUN or the name of a run under results/)")
+    return path
+
+
+def all_run_dirs(results: str | Path = layout.RESULTS) -> list[Path]:
+    """Every folder under `results` that looks like a run (run.yaml or generation folders)."""
+    results = Path(results)
+    if not results.is_dir():
+        return []
+    return [
+        d
+        for d in sorted(results.iterdir())
+        if d.is_dir() and ((d / "run.yaml").exists() or any(GEN_DIR.fullmatch(g.name) for g in d.iterdir()))
+    ]
+
+
+def planned_from_config(config_path: str | Path | None) -> dict[str, int]:
+    """Planned generations per run name, from a config file (empty without one)."""
+    if config_path is None:
+        return {}
+    from nas.config import load_config, resolve_runs
+
+    return {name: run["generations"] for name, run in resolve_runs(load_config(config_path)).items()}
+
+
+def _load(problems: list[str], reader, path: Path) -> Any:
+    try:
+        return reader(path)
+    except (ArtefactError, OSError, UnicodeDecodeError) as e:
+        problems.append(str(e) if str(path) in str(e) else f"{path}: {e}")
+        return None
+
+
+def table_row(row: dict[str, str]) -> dict[str, Any]:
+    return {**row, "generation": int(row["generation"])}
+
+
+def _row_from_files(spec: dict[str, Any], metrics: dict[str, Any], g: int, cand: str) -> dict[str, Any]:
+    row = {k: spec.get(k) for k in ("run", "arch", "origin", "seed")}
+    row.update({k: ("" if v is None else v) for k, v in metrics.items()})
+    row.update(generation=g, candidate=cand)
+    return row
+
+
+def scan_run(rdir: str | Path, planned: int | None = None) -> RunScan:
+    """Read one run folder; never raises for a broken file (see RunScan.problems)."""
+    scan = RunScan(Path(rdir))
+    rdir = scan.rdir
+    settings = _load(scan.problems, read_yaml, Path(layout.run_config(rdir)))
+    if isinstance(settings, dict):
+        scan.settings = settings
+    elif settings is not None:
+        scan.problems.append(f"{layout.run_config(rdir)}: not a run settings file")
+    scan.generations = sorted(int(m.group(1)) for d in rdir.iterdir() if d.is_dir() and (m := GEN_DIR.fullmatch(d.name)))
+    for g in scan.generations:
+        scan.rows.extend(_scan_generation(scan, g))
+    if planned is None and Path(layout.summary(rdir)).exists():
+        summary = _load(scan.problems, read_json, Path(layout.summary(rdir)))
+        if isinstance(summary, dict) and isinstance(summary.get("generations"), int):
+            planned = summary["generations"]
+    scan.planned_known = planned is not None
+    present = max((g + 1 for g in scan.generations), default=None)
+    scan.planned = max(planned, present or 0) if planned is not None else present
+    return scan
+
+
+def generations_text(scan: RunScan) -> str:
+    """done/planned: "2/3"; "2/>=3" when only the folders present bound the plan; "0/?" with nothing."""
+    if scan.planned is None:
+        return f"{len(scan.done)}/?"
+    return f"{len(scan.done)}/{'' if scan.planned_known else '>='}{scan.planned}"
+
+
+def _scan_generation(scan: RunScan, g: int) -> list[dict[str, Any]]:
+    rdir = scan.rdir
+    table = Path(layout.table(rdir, g))
+    if table.exists():
+        rows = _load(scan.problems, read_tsv, table)
+        if rows is not None:
+            try:
+                rows = [table_row(r) for r in rows]
+                if all("status" in r and "arch" in r for r in rows):
+                    scan.done.append(g)
+                    return rows
+            except (KeyError, ValueError):
+                pass
+            scan.problems.append(f"{table}: not a generation table (columns missing or malformed)")
+    # No (readable) table yet: what the candidates' own files say.
+    cdir = Path(layout.candidates_dir(rdir, g))
+    names = sorted(m.group(1) for p in cdir.glob("c*.yaml") if (m := CAND_FILE.fullmatch(p.name))) if cdir.is_dir() else []
+    rows = []
+    for cand in names:
+        metrics_path = Path(layout.metrics(rdir, g, cand))
+        if not metrics_path.exists():
+            scan.pending += 1
+            continue
+        metrics = _load(scan.problems, read_json, metrics_path)
+        spec = _load(scan.problems, read_yaml, Path(layout.spec(rdir, g, cand)))
+        if not isinstance(metrics, dict) or "status" not in metrics:
+            if metrics is not None:
+                scan.problems.append(f"{metrics_path}: no status")
+            continue
+        if not isinstance(spec, dict) or "arch" not in spec:
+            if spec is not None:
+                scan.problems.append(f"{layout.spec(rdir, g, cand)}: not a candidate spec")
+            continue
+        rows.append(_row_from_files(spec, metrics, g, cand))
+    return rows
+
+
+# -- formatting ---------------------------------------------------------------------
+
+
+def _num(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return f"{number:.2f}".rstrip("0").rstrip(".") if math.isfinite(number) else "-"
+
+
+def _count(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return f"{int(number):,}" if math.isfinite(number) else "-"
+
+
+def text_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[bool] | None = None) -> str:
+    """Columns padded to their widest cell; `right` aligns numeric columns right."""
+    rows = [list(map(str, r)) for r in rows]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    right = right or [False] * len(header)
+    lines = []
+    for r in [list(header), *rows]:
+        cells = [c.rjust(w) if a else c.ljust(w) for c, w, a in zip(r, widths, right)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def status_text(scans: Sequence[RunScan]) -> str:
+    header = ["run", "strategy", "space", "generations", "ok", "failed", "running/pending", "best val_acc", "test_acc", "best arch"]
+    right = [False, False, False, True, True, False, True, True, True, False]
+    rows = []
+    for s in scans:
+        failed = sum(s.failed.values())
+        detail = ", ".join(f"{k} {v}" for k, v in s.failed.items())
+        best = s.best
+        rows.append([
+            s.name,
+            s.setting("strategy"),
+            s.setting("space"),
+            generations_text(s),
+            str(s.ok),
+            f"{failed} ({detail})" if failed else "0",
+            str(s.pending),
+            "-" if best is None else _num(best.get("val_acc")),
+            "-" if best is None else _num(best.get("test_acc")),
+            "-" if best is None else str(best.get("arch")),
+        ])
+    lines = [text_table(header, rows, right)]
+    for s in scans:
+        lines.extend(f"problem in {s.name}: {p}" for p in s.problems)
+    return "\n".join(lines)
+
+
+# -- best ---------------------------------------------------------------------------
+
+
+def best_text(scan: RunScan) -> str:
+    """best.yaml as written by the report; without a report, the best evaluated so far."""
+    best_path = Path(layout.best(scan.rdir))
+    if best_path.exists():
+        try:
+            data = read_yaml(best_path)
+            if isinstance(data, dict):
+                return best_path.read_text(encoding="utf-8")
+        except ArtefactError as e:
+            scan.problems.append(str(e))
+    best = scan.best
+    reason = f"{best_path} is not readable" if best_path.exists() else f"no report yet ({best_path} missing)"
+    head = f"# {reason}: best of {len(scan.rows)} candidates evaluated so far, from the generation files\n"
+    if best is None:
+        return head + dump_yaml({"run": scan.name, "note": "no candidate finished with status ok"})
+    g, cand = best["generation"], best["candidate"]
+    spec = None
+    try:
+        spec = read_yaml(layout.spec(scan.rdir, g, cand))
+    except ArtefactError as e:
+        scan.problems.append(str(e))
+    metrics = {k: best.get(k) for k in ("status", "val_acc", "test_acc", "val_loss", "train_loss", "params", "flops",
+                                         "train_seconds", "epochs", "device")}
+    try:
+        metrics = read_json(layout.metrics(scan.rdir, g, cand))
+    except ArtefactError:
+        pass  # the table row holds the same numbers
+    if not isinstance(spec, dict):
+        spec = {"run": scan.name, "generation": g, "candidate": cand, "arch": best["arch"]}
+    return head + dump_yaml({**spec, "metrics": metrics})
+
+
+# -- compare ------------------------------------------------------------------------
+
+
+def compare_text(scans: Sequence[RunScan]) -> str:
+    header = ["run", "strategy", "space", "evaluator", "seed", "generations", "evaluations", "failed",
+              "best val_acc", "test_acc", "params", "evaluations to best"]
+    right = [False, False, False, False, True, True, True, True, True, True, True, True]
+    rows = []
+    for s in scans:
+        best = s.best
+        evaluator = (s.settings or {}).get("evaluator") or {}
+        task = (s.settings or {}).get("task") or {}
+        where = evaluator.get("name", "?")
+        if where == "train" and isinstance(task, dict):
+            where = f"train/{task.get('name', '?')}"
+        rows.append([
+            s.name,
+            s.setting("strategy"),
+            s.setting("space"),
+            where,
+            str((s.settings or {}).get("seed", "?")),
+            generations_text(s),
+            str(len(s.rows)),
+            str(sum(s.failed.values())),
+            "-" if best is None else _num(best.get("val_acc")),
+            "-" if best is None else _num(best.get("test_acc")),
+            "-" if best is None else _count(best.get("params")),
+            str(s.evaluations_to_best() or "-"),
+        ])
+    lines = [text_table(header, rows, right)]
+    for s in scans:
+        best = s.best
+        if best is not None:
+            lines.append(f"{s.name} best: {best['arch']} (gen_{best['generation']:03d}/{best['candidate']})")
+    for s in scans:
+        lines.extend(f"problem in {s.name}: {p}" for p in s.problems)
+    return "\n".join(lines)
+
+
+def plot_compare(scans: Sequence[RunScan], path: str | Path) -> None:
+    """Best-so-far validation accuracy against evaluations, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for s in scans:
+        curve = best_so_far(s.rows)
+        ax.step(range(1, len(curve) + 1), curve, where="post", lw=2, label=s.name if s.name == s.setting("strategy") else f"{s.name} ({s.setting('strategy')})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("best validation accuracy so far (%)")
+    ax.set_title("best so far: " + ", ".join(s.name for s in scans))
+    ax.grid(alpha=0.3)
+    if scans:
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# -- overview page (the Snakemake report shows HTML, not TSV or YAML) ----------------
+
+OVERVIEW_COLUMNS = ("candidate", "arch", "status", "val_acc", "test_acc", "params", "flops", "train_seconds",
+                    "origin", "parents")
+
+
+def _html_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>\n" for r in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
+
+
+def overview_html(scan: RunScan) -> str:
+    """One page per run: settings, best architecture, and every generation's table."""
+    esc = html.escape
+    best = scan.best
+    parts = [
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">",
+        f"<title>{esc(scan.name)}</title>",
+        "<style>body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse;margin-bottom:1em}"
+        " td,th{border:1px solid #ccc;padding:2px 6px;text-align:left} code{font-size:13px}</style>",
+        "</head><body>",
+        f"<h1>Run {esc(scan.name)}</h1>",
+        f"<p>strategy <b>{esc(scan.setting('strategy'))}</b>, space <b>{esc(scan.setting('space'))}</b>, "
+        f"evaluator <b>{esc(scan.setting('evaluator'))}</b>; {len(scan.done)} generations, "
+        f"{len(scan.rows)} evaluations ({scan.ok} ok"
+        + "".join(f", {v} {esc(k)}" for k, v in scan.failed.items()) + ").</p>",
+        "<h2>Best architecture</h2>",
+    ]
+    if best is None:
+        parts.append("<p>No candidate finished with status ok.</p>")
+    else:
+        parts.append(f"<p><code>{esc(str(best['arch']))}</code></p>")
+        parts.append(_html_table(
+            ["generation", "candidate", "val_acc", "test_acc", "params", "flops", "evaluations to reach it"],
+            [[best["generation"], best["candidate"], _num(best.get("val_acc")), _num(best.get("test_acc")),
+              _count(best.get("params")), _count(best.get("flops")), scan.evaluations_to_best()]],
+        ))
+    for g in scan.generations:
+        rows = [r for r in scan.rows if r["generation"] == g]
+        state = "" if g in scan.done else " (not finished)"
+        parts.append(f"<h2>Generation {g}{state}</h2>")
+        parts.append(_html_table(OVERVIEW_COLUMNS, [
+            [_num(r.get(c)) if c in ("val_acc", "test_acc") else _count(r.get(c)) if c in ("params", "flops")
+             else r.get(c, "") for c in OVERVIEW_COLUMNS]
+            for r in rows
+        ]))
+    parts.extend(f"<p>problem: {esc(p)}</p>" for p in scan.problems)
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+# -- command line ---------------------------------------------------------------------
+
+
+def main(args: Any) -> int:
+    """`status`, `best` and `compare` of nas.cli; 1 when a file was broken, after showing the rest."""
+    if args.command == "best":
+        scan = scan_run(resolve_run_dir(args.run_dir))
+        print(best_text(scan), end="")
+        for p in scan.problems:
+            print(f"problem: {p}", file=sys.stderr)
+        return 1 if scan.problems else 0
+    dirs = [resolve_run_dir(d) for d in args.run_dirs] if args.run_dirs else all_run_dirs()
+    if not dirs:
+        print(f"no runs under {layout.RESULTS}/", file=sys.stderr)
+        return 1
+    planned = planned_from_config(args.config)
+    scans = []
+    for d in dirs:
+        scans.append(scan_run(d, planned.get(d.name)))
+    if args.command == "status":
+        print(status_text(scans))
+    else:
+        print(compare_text(scans))
+        plot_compare(scans, args.out)
+        print(f"plot: {args.out}")
+    return 1 if any(s.problems for s in scans) else 0
