@@ -38,6 +38,9 @@ except ConfigError as e:
 NAS = f"{shlex.quote(sys.executable)} -m nas"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/search.smk"
 
 
@@ -46,6 +49,6 @@ rule all:
         [
             path(layout.run_dir(run))
             for run in RUNS
-            for path in (layout.history, layout.summary, layout.best, layout.progress_plot)
+            for path in (layout.history, layout.summary, layout.best, layout.progress_plot, layout.overview)
         ],
     default_target: True

@@ -9,7 +9,7 @@ the workflow and the code can never disagree on a path.
     results/{run}/gen_{g}/evals/{c}/            metrics.json, epochs.csv
     results/{run}/gen_{g}/table.tsv             one row per candidate of g
     results/{run}/gen_{g}/state/state.json      strategy state after g
-    results/{run}/history.tsv, summary.json, best.yaml, progress.png
+    results/{run}/history.tsv, summary.json, best.yaml, progress.png, overview.html
 """
 
 from __future__ import annotations
@@ -94,3 +94,7 @@ def best(rdir: str | Path) -> str:
 
 def progress_plot(rdir: str | Path) -> str:
     return f"{rdir}/progress.png"
+
+
+def overview(rdir: str | Path) -> str:
+    return f"{rdir}/overview.html"

@@ -1,4 +1,4 @@
-"""A run's final artefacts: history.tsv, summary.json, best.yaml, progress.png."""
+"""A run's final artefacts: history.tsv, summary.json, best.yaml, progress.png, overview.html."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas import layout
-from nas.io import atomic_write_bytes, read_json, read_yaml, write_json, write_tsv, write_yaml
+from nas.io import atomic_write_bytes, atomic_write_text, read_json, read_yaml, write_json, write_tsv, write_yaml
 from nas.search import COLUMNS, fitness
 from nas.steps import load_history, load_run
 
@@ -139,4 +139,14 @@ def report(rdir: str | Path, generations: int) -> dict[str, Any]:
     else:
         write_yaml(layout.best(rdir), {"run": run["name"], "note": "no candidate finished with status ok"})
     plot_progress(rows, f"{run['name']}: {run['strategy']['name']} on {run['space']['name']}", layout.progress_plot(rdir))
+    write_overview(rdir, run, rows, generations)
     return summary
+
+
+def write_overview(rdir: str | Path, run: dict[str, Any], rows: Sequence[dict[str, Any]], generations: int) -> None:
+    """overview.html: the run's tables and best architecture as one page (the Snakemake report shows HTML)."""
+    from nas.inspect import RunScan, overview_html, table_row
+
+    gens = list(range(generations))
+    scan = RunScan(Path(rdir), settings=run, generations=gens, done=gens, rows=[table_row(r) for r in rows])
+    atomic_write_text(layout.overview(rdir), overview_html(scan))

@@ -90,10 +90,12 @@ rule report:
         settings=layout.run_config(RUN),
         tables=all_tables,
     output:
-        history=layout.history(RUN),
+        # report(...): what `snakemake --report report.html` shows, one category per run.
+        history=report(layout.history(RUN), caption="../report/history.rst", category="{run}", labels={"run": "{run}", "result": "history table"}),
         summary=layout.summary(RUN),
-        best=layout.best(RUN),
-        plot=layout.progress_plot(RUN),
+        best=report(layout.best(RUN), caption="../report/best.rst", category="{run}", labels={"run": "{run}", "result": "best architecture"}),
+        plot=report(layout.progress_plot(RUN), caption="../report/progress.rst", category="{run}", labels={"run": "{run}", "result": "progress plot"}),
+        overview=report(layout.overview(RUN), caption="../report/overview.rst", category="{run}", labels={"run": "{run}", "result": "generation tables"}),
     params:
         rdir=run_dir,
         generations=lambda wc: run_of(wc)["generations"],
