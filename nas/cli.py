@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", default=None, help="strategies' settings (default config/bench.yaml)")
 
     p = sub.add_parser("status", help="progress of runs: generations, candidates ok/failed/pending, best so far")
-    p.add_argument("run_dirs", nargs="*", metavar="RUN", help="results/RUN or a run name (default: every run under results/)")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN",
+                   help="results/RUN or a run name (default: every run under results/)")
     p.add_argument("--config", default=None, help="config the runs came from, for the planned generations")
 
     p = sub.add_parser("best", help="the best candidate's spec (best.yaml, or the best so far without a report)")

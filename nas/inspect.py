@@ -135,7 +135,9 @@ def scan_run(rdir: str | Path, planned: int | None = None) -> RunScan:
         scan.settings = settings
     elif settings is not None:
         scan.problems.append(f"{layout.run_config(rdir)}: not a run settings file")
-    scan.generations = sorted(int(m.group(1)) for d in rdir.iterdir() if d.is_dir() and (m := GEN_DIR.fullmatch(d.name)))
+    scan.generations = sorted(
+        int(m.group(1)) for d in rdir.iterdir() if d.is_dir() and (m := GEN_DIR.fullmatch(d.name))
+    )
     for g in scan.generations:
         scan.rows.extend(_scan_generation(scan, g))
     if planned is None and Path(layout.summary(rdir)).exists():
@@ -171,7 +173,8 @@ def _scan_generation(scan: RunScan, g: int) -> list[dict[str, Any]]:
             scan.problems.append(f"{table}: not a generation table (columns missing or malformed)")
     # No (readable) table yet: what the candidates' own files say.
     cdir = Path(layout.candidates_dir(rdir, g))
-    names = sorted(m.group(1) for p in cdir.glob("c*.yaml") if (m := CAND_FILE.fullmatch(p.name))) if cdir.is_dir() else []
+    specs = cdir.glob("c*.yaml") if cdir.is_dir() else []
+    names = sorted(m.group(1) for p in specs if (m := CAND_FILE.fullmatch(p.name)))
     rows = []
     for cand in names:
         metrics_path = Path(layout.metrics(rdir, g, cand))
@@ -224,7 +227,8 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequ
 
 
 def status_text(scans: Sequence[RunScan]) -> str:
-    header = ["run", "strategy", "space", "generations", "ok", "failed", "running/pending", "best val_acc", "test_acc", "best arch"]
+    header = ["run", "strategy", "space", "generations", "ok", "failed", "running/pending",
+              "best val_acc", "test_acc", "best arch"]
     right = [False, False, False, True, True, False, True, True, True, False]
     rows = []
     for s in scans:
@@ -333,7 +337,8 @@ def plot_compare(scans: Sequence[RunScan], path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for s in scans:
         curve = best_so_far(s.rows)
-        ax.step(range(1, len(curve) + 1), curve, where="post", lw=2, label=s.name if s.name == s.setting("strategy") else f"{s.name} ({s.setting('strategy')})")
+        label = s.name if s.name == s.setting("strategy") else f"{s.name} ({s.setting('strategy')})"
+        ax.step(range(1, len(curve) + 1), curve, where="post", lw=2, label=label)
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

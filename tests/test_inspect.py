@@ -130,10 +130,11 @@ def test_best_prints_the_report_or_the_best_so_far(copy):
     out = nas_cli("best", "rea", cwd=copy).stdout
     assert out.startswith("# no report yet (results/rea/best.yaml missing): best of 12 candidates")
     best = yaml.safe_load(out)
-    rows = [json.loads(p.read_text()) | {"path": p} for p in rdir.glob("gen_*/evals/c*/metrics.json")]
+    rows = [json.loads(p.read_text()) for p in rdir.glob("gen_*/evals/c*/metrics.json")]
     top = max(r["val_acc"] for r in rows)
     assert best["metrics"]["val_acc"] == top and best["genome"] and best["training"]
-    assert best["arch"] == yaml.safe_load((rdir / f"gen_{best['generation']:03d}/candidates/{best['candidate']}.yaml").read_text())["arch"]
+    spec = rdir / f"gen_{best['generation']:03d}" / "candidates" / f"{best['candidate']}.yaml"
+    assert best["arch"] == yaml.safe_load(spec.read_text())["arch"]
 
 
 def test_compare_table_and_plot(finished, tmp_path):
