@@ -22,7 +22,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 from nas import layout
-from nas.config import ConfigError, candidates_in, frozen, load_config, merge, resolve_runs
+from nas.config import ConfigError, candidates_in, execution_settings, frozen, load_config, merge, resolve_runs
 from nas.io import write_yaml
 
 if "runs" not in config:
@@ -31,6 +31,7 @@ if "runs" not in config:
 
 try:
     RUNS = resolve_runs(config)
+    EXECUTION = execution_settings(config)
 except ConfigError as e:
     sys.exit(f"snakenas: {e}")
 

@@ -33,6 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("train", help="train (or look up) one candidate spec")
     p.add_argument("spec")
     p.add_argument("--out", required=True, help="folder for metrics.json and epochs.csv")
+    p.add_argument("--shared-trainer", type=int, metavar="OWNER_PID",
+                   help="fork from the training server of this snakemake process (started if needed)")
+
+    p = sub.add_parser("trainer-server", help="(started by train --shared-trainer) serve training jobs")
+    p.add_argument("socket")
+    p.add_argument("--owner", type=int, help="pid whose end ends the server (default: only idleness)")
 
     p = sub.add_parser("aggregate", help="table and strategy state of one generation")
     p.add_argument("run_dir")
@@ -71,7 +77,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except _known_errors() as e:
         print(f"error: {e}", file=sys.stderr)
+        if args.command in WORKFLOW_STEPS:
+            _move_aside_if_corrupt(e)
         return 2
+
+
+# The steps Snakemake runs: a damaged file they read is moved aside for the
+# next `snakemake` to re-make, never read again.
+WORKFLOW_STEPS = ("propose", "train", "aggregate", "report")
+
+
+def _move_aside_if_corrupt(error: Exception) -> None:
+    from nas.io import CorruptArtefact
+    from nas.layout import remake_target
+
+    if not isinstance(error, CorruptArtefact) or not error.path.exists():
+        return
+    target = remake_target(error.path)
+    aside = target.with_name(f"{target.name}.corrupt")
+    if aside.is_dir():
+        import shutil
+
+        shutil.rmtree(aside)
+    target.replace(aside)
+    print(f"moved {target} to {aside}: run snakemake again to re-make it (and what was made from it)",
+          file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -87,9 +117,20 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         propose(args.run_dir, args.generation)
     elif args.command == "train":
+        if args.shared_trainer is not None:
+            from nas import shared_trainer
+
+            code = shared_trainer.run(["train", args.spec, "--out", args.out], args.shared_trainer)
+            if code is not None:
+                return code
+            print("no shared trainer here: training in this process", file=sys.stderr)
         from nas.steps import evaluate
 
         evaluate(args.spec, args.out)
+    elif args.command == "trainer-server":
+        from nas.shared_trainer import serve
+
+        return serve(args.socket, args.owner)
     elif args.command == "aggregate":
         from nas.steps import aggregate
 

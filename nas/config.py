@@ -73,6 +73,12 @@ def resolve_runs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return runs
 
 
+def execution_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's `execution` section with defaults filled (call after resolve_runs)."""
+    schema = load_schema()
+    return _fill_defaults(config.get("execution") or {}, schema["properties"]["execution"], schema)
+
+
 def check_run_name(name: Any) -> None:
     if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
         raise ConfigError(
@@ -200,3 +206,6 @@ def _check_semantics(run: dict[str, Any], where) -> None:
             check(run["task"])
         except TaskError as e:
             fail(["task"], str(e))
+    if run["resources"]["gpu_model"] and run["resources"]["gpus"] < 1:
+        fail(["resources", "gpu_model"], f"{run['resources']['gpu_model']!r} asks for a GPU type, "
+             "but resources.gpus is 0; set gpus to 1 or more")

@@ -27,3 +27,31 @@ def all_tables(wc):
     # last one, which would hit Python's recursion limit near 160 generations.
     rdir = layout.run_dir(wc.run)
     return [layout.table(rdir, g) for g in range(run_of(wc)["generations"])]
+
+
+def shared_trainer(wc):
+    # $PPID is the snakemake process running the job: its training jobs fork
+    # from one server that imported torch once (nas/shared_trainer.py). A
+    # table look-up imports no torch, so it gains nothing from one.
+    if EXECUTION["shared_trainer"] and run_of(wc)["evaluator"]["name"] == "train":
+        return "--shared-trainer $PPID"
+    return ""
+
+
+def _train_resources():
+    """Resources of a training job; SLURM keys only where some run sets them,
+    so that the profile's defaults hold otherwise."""
+    res = {
+        # A retried job (killed for memory, say) asks for more each attempt.
+        "mem_mb": lambda wc, attempt: run_of(wc)["resources"]["mem_mb"] * attempt,
+        "runtime": lambda wc: run_of(wc)["resources"]["runtime"],
+        "gpu": lambda wc: run_of(wc)["resources"]["gpus"],
+    }
+    optional = {"gpu_model": "gpu_model", "slurm_partition": "partition"}
+    for resource, key in optional.items():
+        if any(run["resources"][key] for run in RUNS.values()):
+            res[resource] = lambda wc, key=key: run_of(wc)["resources"][key] or ""
+    return res
+
+
+TRAIN_RESOURCES = _train_resources()

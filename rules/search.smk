@@ -57,13 +57,20 @@ rule train:
         layout.log(RUN, "train", "{g}", "{c}"),
     benchmark:
         layout.benchmark(RUN, "train", "{g}", "{c}")
+    # On a cluster, `--group-components train_{run}_{g}=N` packs N training
+    # jobs of a generation into one cluster job (config/profiles/slurm). One
+    # group per generation: a group spanning generations would depend on
+    # itself through propose and aggregate. Locally groups are ignored.
+    group:
+        "train_{run}_{g}"
     threads: lambda wc: run_of(wc)["training"].get("threads", 1)
+    retries: EXECUTION["train_retries"]
     resources:
-        mem_mb=lambda wc: run_of(wc)["resources"]["mem_mb"],
-        runtime=lambda wc: run_of(wc)["resources"]["runtime"],
-        gpu=lambda wc: run_of(wc)["resources"]["gpus"],
+        **TRAIN_RESOURCES,
+    params:
+        shared=shared_trainer,
     shell:
-        "{NAS} train {input.candidates}/{wildcards.c}.yaml --out $(dirname {output.metrics}) 2> {log}"
+        "{NAS} train {input.candidates}/{wildcards.c}.yaml --out $(dirname {output.metrics}) {params.shared} 2> {log}"
 
 
 rule aggregate:

@@ -76,3 +76,10 @@ def nas_cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPr
     if check and proc.returncode != 0:
         raise AssertionError(f"nas {args} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The SLURM test last: it stops its cluster at the end, and with SLURM
+    # installed but stopped every later snakemake start would wait ~9 s for
+    # `scontrol`, which the slurm executor plugin asks at import.
+    items.sort(key=lambda item: item.path.name == "test_slurm.py")
