@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from nas import layout
-from nas.io import ArtefactError, atomic_write_bytes, dump_yaml, read_json, read_tsv, read_yaml
+from nas.io import ArtefactError, CorruptArtefact, atomic_write_bytes, dump_yaml, read_json, read_tsv, read_yaml
 from nas.report import best_row, best_so_far
 
 GEN_DIR = re.compile(r"gen_(\d{3,})")
@@ -111,7 +111,10 @@ def _load(problems: list[str], reader, path: Path) -> Any:
     try:
         return reader(path)
     except (ArtefactError, OSError, UnicodeDecodeError) as e:
-        problems.append(str(e) if str(path) in str(e) else f"{path}: {e}")
+        problem = str(e) if str(path) in str(e) else f"{path}: {e}"
+        if isinstance(e, CorruptArtefact):
+            problem += "; delete it and run snakemake again to re-make it"
+        problems.append(problem)
         return None
 
 

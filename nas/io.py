@@ -24,6 +24,16 @@ class ArtefactError(ValueError):
     """An artefact that is missing, truncated or malformed."""
 
 
+class CorruptArtefact(ArtefactError):
+    """An artefact that exists but cannot be read back: truncated (a crash or a
+    full disk), or edited. `path` names it, so the step can move it aside and
+    the next `snakemake` re-make it."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +89,7 @@ def read_yaml(path: str | os.PathLike) -> Any:
     try:
         return yaml.safe_load(_read_text(path))
     except yaml.YAMLError as e:
-        raise ArtefactError(f"{path}: not valid YAML ({e}); delete it and re-run to re-make it") from None
+        raise CorruptArtefact(path, f"not valid YAML ({e})") from None
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -87,7 +97,7 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(_read_text(path))
     except json.JSONDecodeError as e:
-        raise ArtefactError(f"{path}: truncated or not valid JSON ({e}); delete it and re-run to re-make it") from None
+        raise CorruptArtefact(path, f"truncated or not valid JSON ({e})") from None
 
 
 def format_cell(value: Any) -> str:
@@ -123,12 +133,12 @@ def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
     path = Path(path)
     text = _read_text(path)
     if not text.endswith("\n"):
-        raise ArtefactError(f"{path}: truncated (no final newline); delete it and re-run to re-make it")
+        raise CorruptArtefact(path, "truncated (no final newline)")
     reader = csv.DictReader(io.StringIO(text), delimiter="\t")
     rows = list(reader)
     if reader.fieldnames is None:
-        raise ArtefactError(f"{path}: empty table, header missing")
+        raise CorruptArtefact(path, "empty table, header missing")
     for i, row in enumerate(rows, start=2):
         if None in row or any(v is None for v in row.values()):
-            raise ArtefactError(f"{path}: line {i} has a different number of cells than the header")
+            raise CorruptArtefact(path, f"line {i} has a different number of cells than the header")
     return rows

@@ -98,3 +98,11 @@ def progress_plot(rdir: str | Path) -> str:
 
 def overview(rdir: str | Path) -> str:
     return f"{rdir}/overview.html"
+
+
+def remake_target(path: str | Path) -> Path:
+    """What to move aside so that Snakemake re-makes a damaged artefact: the
+    file itself, or the whole folder where the folder is the job's output
+    (a generation's candidates, a strategy's state)."""
+    path = Path(path)
+    return path.parent if path.parent.name in ("candidates", "state") else path

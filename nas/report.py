@@ -127,7 +127,7 @@ def plot_progress(rows: Sequence[dict[str, Any]], title: str, path: str | Path) 
 
 def report(rdir: str | Path, generations: int) -> dict[str, Any]:
     run = load_run(rdir)
-    rows = load_history(rdir, generations)
+    rows = load_history(rdir, run, generations)
     write_tsv(layout.history(rdir), COLUMNS, rows)
     summary = summarise(run, rows, generations)
     write_json(layout.summary(rdir), summary)
@@ -135,7 +135,9 @@ def report(rdir: str | Path, generations: int) -> dict[str, Any]:
     if best is not None:
         g, c = int(best["generation"]), best["candidate"]
         spec = read_yaml(layout.spec(rdir, g, c))
-        write_yaml(layout.best(rdir), {**spec, "metrics": read_json(layout.metrics(rdir, g, c))})
+        metrics = read_json(layout.metrics(rdir, g, c))
+        metrics.pop("job", None)  # where and how the job ran: not the candidate's result
+        write_yaml(layout.best(rdir), {**spec, "metrics": metrics})
     else:
         write_yaml(layout.best(rdir), {"run": run["name"], "note": "no candidate finished with status ok"})
     plot_progress(rows, f"{run['name']}: {run['strategy']['name']} on {run['space']['name']}", layout.progress_plot(rdir))

@@ -16,14 +16,14 @@ from typing import Any, Callable
 
 from nas import layout, search
 from nas.config import candidates_in
-from nas.io import ArtefactError, read_json, read_tsv, read_yaml, write_json, write_tsv, write_yaml
+from nas.io import CorruptArtefact, read_json, read_tsv, read_yaml, write_json, write_tsv, write_yaml
 from nas.strategies import Strategy
 
 
 def load_run(rdir: str | Path) -> dict[str, Any]:
     run = read_yaml(layout.run_config(rdir))
     if not isinstance(run, dict) or "name" not in run:
-        raise ArtefactError(f"{layout.run_config(rdir)}: not a run settings file; delete it and re-run")
+        raise CorruptArtefact(layout.run_config(rdir), "not a run settings file")
     return run
 
 
@@ -34,7 +34,7 @@ def state_before(rdir: str | Path, strategy: Strategy, generation: int) -> dict[
     return strategy.load_state(Path(layout.state_dir(rdir, generation - 1)))
 
 
-def load_history(rdir: str | Path, generations: int) -> list[dict[str, str]]:
+def load_history(rdir: str | Path, run: dict[str, Any], generations: int) -> list[dict[str, str]]:
     """Rows of the tables of generations 0 .. generations-1, in order.
 
     Propose of generation g reads the tables before g without declaring them
@@ -44,7 +44,11 @@ def load_history(rdir: str | Path, generations: int) -> list[dict[str, str]]:
     """
     rows: list[dict[str, str]] = []
     for g in range(generations):
-        rows.extend(read_tsv(layout.table(rdir, g)))
+        table = read_tsv(layout.table(rdir, g))
+        if len(table) != candidates_in(run, g):
+            # Cut at a line end, a truncated table still parses.
+            raise CorruptArtefact(layout.table(rdir, g), f"{len(table)} rows, expected {candidates_in(run, g)}")
+        rows.extend(table)
     return rows
 
 
@@ -67,7 +71,7 @@ def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     run = load_run(rdir)
     strategy = search.strategy_for(run)
     state = state_before(rdir, strategy, generation)
-    history = [search.evaluated(r) for r in load_history(rdir, generation)]
+    history = [search.evaluated(r) for r in load_history(rdir, run, generation)]
     specs = search.propose(run, generation, state, history, strategy)
 
     def write_specs(folder: Path) -> None:
@@ -84,7 +88,7 @@ def evaluate(spec_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     """Train (or look up) one candidate; writes epochs.csv, then metrics.json."""
     spec = read_yaml(spec_path)
     if not isinstance(spec, dict) or "arch" not in spec:
-        raise ArtefactError(f"{spec_path}: not a candidate spec")
+        raise CorruptArtefact(spec_path, "not a candidate spec")
     epochs: list[dict[str, Any]] = []
     if spec["evaluator"]["name"] == "table":
         from nas.evaluators.table import evaluate as look_up
@@ -95,11 +99,26 @@ def evaluate(spec_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
 
         result = train(spec)
         metrics, epochs = result.metrics, result.epochs
+    metrics["job"] = _where_it_ran()
     out_dir = Path(out_dir)
     write_tsv(out_dir / "epochs.csv", EPOCH_COLUMNS, epochs)
     write_json(out_dir / "metrics.json", metrics)
     print(f"{spec.get('candidate', '')} {metrics['status']} val_acc {metrics['val_acc']}", file=sys.stderr)
     return metrics
+
+
+def _where_it_ran() -> dict[str, Any]:
+    """Facts of the job, not of the candidate: kept in metrics.json, not in the tables."""
+    import resource
+    import socket
+
+    return {
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        # ru_maxrss is in KiB on Linux; the training job's peak, also when it
+        # was forked from a shared trainer (whose benchmark file sees only the client).
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
@@ -112,7 +131,7 @@ def aggregate(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     metrics = [read_json(layout.metrics(rdir, generation, c)) for c in range(n)]
     for c, m in enumerate(metrics):
         if not isinstance(m, dict) or "status" not in m:
-            raise ArtefactError(f"{layout.metrics(rdir, generation, c)}: no status; delete it and re-run")
+            raise CorruptArtefact(layout.metrics(rdir, generation, c), "no status")
     strategy = search.strategy_for(run)
     rows, new_state = search.aggregate(run, state_before(rdir, strategy, generation), specs, metrics, strategy)
     write_tsv(layout.table(rdir, generation), search.COLUMNS, rows)

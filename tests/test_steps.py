@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import yaml
@@ -74,8 +75,11 @@ def test_corrupt_metrics_are_reported_by_name(tmp_path, nb201_table):
     open(broken, "w").write(text[: len(text) // 2])
     proc = nas_cli("aggregate", str(rdir), "--generation", "0", cwd=tmp_path, check=False)
     assert proc.returncode == 2
-    assert "c03/metrics.json: truncated or not valid JSON" in proc.stderr and "re-run" in proc.stderr
+    assert "c03/metrics.json: truncated or not valid JSON" in proc.stderr
+    assert "run snakemake again to re-make it" in proc.stderr
     assert not (tmp_path / layout.table(rdir, 0)).exists()
+    # Moved aside, not deleted, and never to be read again.
+    assert not Path(broken).exists() and Path(f"{broken}.corrupt").read_text() == text[: len(text) // 2]
 
 
 def test_missing_previous_state_is_named(tmp_path, nb201_table):

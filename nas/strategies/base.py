@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from nas.io import ArtefactError, read_json, write_json
+from nas.io import CorruptArtefact, read_json, write_json
 from nas.spaces.base import Genome, SearchSpace
 
 # How many draws one proposal slot may spend looking for a valid architecture
@@ -95,7 +95,7 @@ class Strategy(ABC):
     def load_state(self, directory: Path) -> dict[str, Any]:
         state = read_json(directory / "state.json")
         if not isinstance(state, dict):
-            raise ArtefactError(f"{directory / 'state.json'}: expected a JSON object")
+            raise CorruptArtefact(directory / "state.json", "expected a JSON object")
         return state
 
     # -- shared by the strategies -------------------------------------------------

@@ -70,7 +70,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.io import ArtefactError, atomic_write_bytes, write_json
+from nas.io import ArtefactError, CorruptArtefact, atomic_write_bytes, write_json
 from nas.spaces.base import Genome, SearchSpace, SpaceError
 from nas.spaces.chain import GENES, SLOT, TYPE, ChainSpace
 from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError, fittest
@@ -176,13 +176,13 @@ class Reinforce(Strategy):
         try:
             state = torch.load(path, weights_only=True)
         except Exception as e:  # torch.load fails in many ways on a damaged file; all mean "re-make it"
-            raise ArtefactError(f"{path}: not a readable policy file ({e}); delete it and re-run") from None
+            raise CorruptArtefact(path, f"not a readable policy file ({e})") from None
         if not isinstance(state, dict) or set(state) != set(STATE_KEYS):
-            raise ArtefactError(f"{path}: expected a dict with keys {', '.join(STATE_KEYS)}")
+            raise CorruptArtefact(path, f"expected a dict with keys {', '.join(STATE_KEYS)}")
         expected = {k: tuple(v.shape) for k, v in self._net.state_dict().items()}
         policy = state["policy"]
         if not isinstance(policy, dict) or {k: tuple(getattr(v, "shape", ())) for k, v in policy.items()} != expected:
-            raise ArtefactError(f"{path}: the policy does not fit this run's options (space, controller, hidden)")
+            raise CorruptArtefact(path, "the policy does not fit this run's options (space, controller, hidden)")
         return state
 
     # -- propose ----------------------------------------------------------------------
