@@ -93,7 +93,7 @@ def evaluate(spec_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     else:
         from nas.evaluators.train import evaluate as train
 
-        result = train(spec)
+        result = train(spec, checkpoint=layout.checkpoint_in(out_dir))
         metrics, epochs = result.metrics, result.epochs
     out_dir = Path(out_dir)
     write_tsv(out_dir / "epochs.csv", EPOCH_COLUMNS, epochs)
