@@ -8,6 +8,7 @@ what is allowed. The Snakefile and the command line share this code.
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -25,7 +26,14 @@ SCHEMA_PATH = REPO / "config" / "schema.yaml"
 # so raising `generations` extends a finished run instead of redoing it.
 NOT_FROZEN = ("generations", "resources")
 
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# A run name is its folder, results/<name>: only characters that cannot form a
+# path separator, a parent reference or a hidden folder. Keep in step with the
+# `run` wildcard constraint of rules/search.smk.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+RUN_NAME_MAX = 100
+
+# Evaluator options that only the table evaluator reads.
+TABLE_OPTIONS = ("path", "arch_column", "val_column", "test_column")
 
 
 class ConfigError(ValueError):
@@ -63,7 +71,10 @@ def resolve_runs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         merged = merge(defaults, overrides)
 
         def where(path: list, name=name, overrides=overrides) -> list:
-            return ["runs", name, *path] if _has_path(overrides, path) else ["defaults", *path]
+            # A key set in the defaults only is reported there; one set nowhere
+            # (a required option left out) belongs to the run.
+            in_defaults = _has_path(defaults, path) and not _has_path(overrides, path)
+            return ["defaults", *path] if in_defaults else ["runs", name, *path]
 
         _validate(merged, {"$defs": schema["$defs"], **schema["$defs"]["run"]}, where)
         run = _fill_defaults(merged, schema["$defs"]["run"], schema)
@@ -80,11 +91,28 @@ def execution_settings(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_run_name(name: Any) -> None:
-    if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
-        raise ConfigError(
-            f"run name {name!r} is not allowed: use letters, digits, '_', '-' and '.', "
-            "starting with a letter or digit (no '/', no '..'), so the run stays inside results/"
-        )
+    """Refuse a run name that is not one plain folder name under results/."""
+    if not isinstance(name, str):
+        why = f"it is of type {type(name).__name__}, not a string (quote it in the YAML)"
+    elif not name:
+        why = "it is empty"
+    elif "/" in name or "\\" in name:
+        why = "it contains a path separator, so its folder would not be results/<name>"
+    elif ".." in name:
+        why = "it contains '..', which can name a folder outside results/"
+    elif name.startswith("."):
+        why = "it starts with '.' (a hidden folder)"
+    elif len(name) > RUN_NAME_MAX:
+        why = f"it is longer than {RUN_NAME_MAX} characters"
+    elif not RUN_NAME.fullmatch(name):
+        bad = sorted({ch for ch in name if not re.fullmatch(r"[A-Za-z0-9_.-]", ch)})
+        why = f"it contains {', '.join(map(repr, bad))}" if bad else f"it starts with {name[0]!r}"
+    else:
+        return
+    raise ConfigError(
+        f"config key runs: run name {name!r} is not allowed: {why}. A run name is its folder results/<name>: "
+        "use letters, digits, '_', '-' and '.', starting with a letter or digit"
+    )
 
 
 def frozen(run: dict[str, Any]) -> dict[str, Any]:
@@ -140,8 +168,18 @@ def _fill_defaults(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> 
     return out
 
 
+# JSON Schema counts 2.0 as an integer; YAML reads `2.0` as a float, and a float
+# where a count is expected (range(generations)) fails only once jobs run.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+
+
 def _validate(instance: Any, schema: dict[str, Any], where) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _Validator(schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         raise ConfigError(_describe(errors[0], where))
@@ -168,9 +206,27 @@ def _describe(error: jsonschema.ValidationError, where) -> str:
         return f"config key {key}: must be {sign} {error.validator_value}, got {value!r}"
     if kind == "anyOf":
         return f"config key {key}: {value!r} is not allowed (expected a number in [0, 1] or null)"
+    if kind == "minProperties" and error.validator_value == 1:
+        return f"config key {key}: is empty; name at least one run (runs: {{my-run: {{}}}})"
     if kind == "required":
         return f"config: {error.message} (at {key})"
     return f"config key {key}: {error.message}"
+
+
+def _check_options(run: dict[str, Any], section: str, cls: type, fixed: tuple[str, ...], fail) -> None:
+    """Each option of a space/strategy section must be a parameter of the class it names."""
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    taken = sorted(k for k in params if k not in fixed)
+    for key in run[section]:
+        if key != "name" and key not in params:
+            name = run[section]["name"]
+            fail(
+                [section, key],
+                f"{section} {name!r} takes no option {key!r}; "
+                + (f"its options: {', '.join(taken)}" if taken else f"{section} {name!r} has no options"),
+            )
 
 
 def _check_semantics(run: dict[str, Any], where) -> None:
@@ -182,6 +238,15 @@ def _check_semantics(run: dict[str, Any], where) -> None:
     def fail(path: list, message: str) -> None:
         raise ConfigError(f"config key {'.'.join(map(str, where(path)))}: {message}")
 
+    from nas.spaces import SPACES
+    from nas.strategies import strategy_class
+
+    _check_options(run, "space", SPACES[run["space"]["name"]], (), fail)
+    _check_options(run, "strategy", strategy_class(run["strategy"]["name"]), ("space", "population"), fail)
+    if run["evaluator"]["name"] != "table":
+        for key in TABLE_OPTIONS:
+            if key in run["evaluator"]:
+                fail(["evaluator", key], f"only the table evaluator reads it (evaluator.name is {run['evaluator']['name']!r})")
     try:
         space = make_space(run["space"])
     except (SpaceError, TypeError) as e:
@@ -198,7 +263,7 @@ def _check_semantics(run: dict[str, Any], where) -> None:
         try:
             check_table(run["evaluator"])
         except TableError as e:
-            fail(["evaluator"], str(e))
+            fail(["evaluator", *([e.key] if e.key else [])], str(e))
     else:
         from nas.tasks import TaskError, check
 

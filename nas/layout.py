@@ -6,7 +6,7 @@ the workflow and the code can never disagree on a path.
 
     results/{run}/run.yaml                      settings that define the run
     results/{run}/gen_{g}/candidates/{c}.yaml   specs proposed for generation g
-    results/{run}/gen_{g}/evals/{c}/            metrics.json, epochs.csv
+    results/{run}/gen_{g}/evals/{c}/            metrics.json, epochs.csv (checkpoint.pt while training)
     results/{run}/gen_{g}/table.tsv             one row per candidate of g
     results/{run}/gen_{g}/state/state.json      strategy state after g
     results/{run}/history.tsv, summary.json, best.yaml, progress.png, overview.html
@@ -57,6 +57,11 @@ def metrics(rdir: str | Path, g: int | str, c: int | str) -> str:
 
 def epochs(rdir: str | Path, g: int | str, c: int | str) -> str:
     return f"{eval_dir(rdir, g, c)}/epochs.csv"
+
+
+def checkpoint_in(eval_dir: str | Path) -> str:
+    """Training checkpoint of one candidate (training.checkpoint), beside its metrics."""
+    return f"{eval_dir}/checkpoint.pt"
 
 
 def table(rdir: str | Path, g: int | str) -> str:

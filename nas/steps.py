@@ -97,7 +97,7 @@ def evaluate(spec_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     else:
         from nas.evaluators.train import evaluate as train
 
-        result = train(spec)
+        result = train(spec, checkpoint=layout.checkpoint_in(out_dir))
         metrics, epochs = result.metrics, result.epochs
     metrics["job"] = _where_it_ran()
     out_dir = Path(out_dir)

@@ -19,7 +19,14 @@ from nas.evaluators import METRIC_KEYS
 
 
 class TableError(ValueError):
-    """A table that is missing or lacks the columns the config names."""
+    """A table that is missing or lacks the columns the config names.
+
+    `key` is the evaluator option at fault (path, arch_column, ...), if one is.
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ def _delimiter(path: Path) -> str:
 def _columns(cfg: dict[str, Any]) -> tuple[Path, str, str, str]:
     for key in ("path", "arch_column", "val_column"):
         if not cfg.get(key):
-            raise TableError(f"the table evaluator needs `{key}`")
+            raise TableError(f"the table evaluator needs `{key}`", key)
     return Path(cfg["path"]), cfg["arch_column"], cfg["val_column"], cfg.get("test_column") or cfg["val_column"]
 
 
@@ -58,12 +65,13 @@ def check_table(cfg: dict[str, Any]) -> None:
     """Cheap: the file exists and its header has the named columns."""
     path, *columns = _columns(cfg)
     if not path.is_file():
-        raise TableError(f"table file {path} not found")
+        raise TableError(f"table file {path} not found", "path")
     with open(path, newline="", encoding="utf-8") as f:
         header = next(csv.reader(f, delimiter=_delimiter(path)), [])
-    for column in columns:
+    keys = ("arch_column", "val_column", "test_column" if cfg.get("test_column") else "val_column")
+    for key, column in zip(keys, columns):
         if column not in header:
-            raise TableError(f"{path} has no column {column!r}; its columns: {', '.join(header)}")
+            raise TableError(f"{path} has no column {column!r}; its columns: {', '.join(header)}", key)
 
 
 @lru_cache(maxsize=8)

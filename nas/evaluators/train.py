@@ -4,15 +4,25 @@ Used by `python -m nas train` (one process per candidate in the workflow).
 A candidate whose loss becomes NaN/inf ends with status `diverged`, one that
 runs out of memory with `oom`; both are results, not crashes. Anything else
 that goes wrong is a bug and propagates.
+
+With `training.checkpoint`, the model, optimizer, schedule, random states and
+epoch rows are saved after each epoch; a training started again on the same
+spec resumes after the last saved epoch and ends with the same metrics as an
+uninterrupted one. Checkpoints are loaded with `weights_only=True` (no
+pickle), and one that is unreadable or of another spec is ignored.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
+import io
+import json
 import math
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -22,6 +32,7 @@ from torch.utils.data import DataLoader
 from nas.evaluators import METRIC_KEYS
 from nas.evaluators.flops import count_flops, count_params
 from nas.evaluators.recipe import TRAINING_DEFAULTS
+from nas.io import atomic_write_bytes
 from nas.spaces import make_space
 from nas.tasks import load
 
@@ -81,7 +92,98 @@ def _measure(model: nn.Module, dataset, recipe: dict[str, Any], device: torch.de
     return loss_sum / max(count, 1), 100.0 * correct / max(count, 1)
 
 
-def _train(model, splits, recipe, device, seed, log, epochs_out: list[dict[str, Any]]) -> None:
+CHECKPOINT_FORMAT = 1
+
+
+def spec_fingerprint(spec: dict[str, Any], recipe: dict[str, Any]) -> str:
+    """What determines a training's course: a checkpoint is used only by the same."""
+    defining = {
+        "arch": spec["arch"],
+        "space": spec["space"],
+        "task": spec["task"],
+        "seed": spec["seed"],
+        "run_seed": spec["run_seed"],
+        "training": {k: v for k, v in recipe.items() if k != "checkpoint"},
+    }
+    return hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Checkpoint:
+    """One training's checkpoint file, written atomically after each epoch."""
+
+    def __init__(self, path: str | Path, fingerprint: str, log: Callable[[str], None]) -> None:
+        self.path, self.fingerprint, self.log = Path(path), fingerprint, log
+
+    def save(self, epoch: int, model, optimizer, scheduler, generator, rows: list[dict[str, Any]]) -> None:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": self.fingerprint,
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "loader_rng": generator.get_state(),
+            "rows": [dict(row) for row in rows],
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.path, buffer.getvalue())
+
+    def load(self, model, epochs: int) -> dict[str, Any] | None:
+        """The saved state if it fits this training, else None (with a log line why)."""
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            problem = self._problem(state, model, epochs)
+        except Exception as e:  # a truncated or damaged file fails in many ways; all mean "start over"
+            problem = f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        if problem:
+            self.log(f"checkpoint {self.path} ignored: {problem}; training from epoch 1")
+            return None
+        return state
+
+    def _problem(self, state: Any, model, epochs: int) -> str | None:
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            return "not a checkpoint of this version"
+        if state.get("fingerprint") != self.fingerprint:
+            return "it belongs to another spec (architecture, seed, task or training recipe differ)"
+        epoch = state.get("epoch")
+        if not isinstance(epoch, int) or not 1 <= epoch <= epochs or len(state.get("rows") or []) != epoch:
+            return f"its epoch {epoch!r} does not fit a training of {epochs} epochs"
+        own = model.state_dict()
+        saved = state.get("model")
+        if not isinstance(saved, dict) or set(saved) != set(own) or any(
+            not isinstance(saved[k], torch.Tensor) or saved[k].shape != own[k].shape for k in own
+        ):
+            return "its weights do not fit the network"
+        for key in ("torch_rng", "loader_rng"):
+            if not isinstance(state.get(key), torch.Tensor):
+                return f"{key} is missing"
+        return None
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _resume(state, model, optimizer, scheduler, generator, epochs_out: list[dict[str, Any]]) -> int:
+    """Put the training back where the checkpoint left it; the next epoch to run."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    generator.set_state(state["loader_rng"])
+    epochs_out[:] = [dict(row) for row in state["rows"]]
+    return state["epoch"] + 1
+
+
+def _train(model, splits, recipe, device, seed, log, epochs_out: list[dict[str, Any]],
+           checkpoint: Checkpoint | None = None) -> None:
     generator = torch.Generator().manual_seed(seed)
     # One DataLoader path for every task: on the in-memory digits its overhead
     # measured about 1 ms an epoch, nothing next to the training steps.
@@ -97,7 +199,12 @@ def _train(model, splits, recipe, device, seed, log, epochs_out: list[dict[str, 
         else None
     )
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe["label_smoothing"])
-    for epoch in range(1, recipe["epochs"] + 1):
+    first = 1
+    state = checkpoint.load(model, recipe["epochs"]) if checkpoint is not None else None
+    if state is not None:
+        first = _resume(state, model, optimizer, scheduler, generator, epochs_out)
+        log(f"resumed from epoch {first - 1} ({checkpoint.path})")
+    for epoch in range(first, recipe["epochs"] + 1):
         start = time.perf_counter()
         model.train()
         loss_sum, correct, count = 0.0, 0, 0
@@ -134,10 +241,18 @@ def _train(model, splits, recipe, device, seed, log, epochs_out: list[dict[str, 
             f"epoch {epoch}/{recipe['epochs']} train_loss {row['train_loss']:.4f} train_acc {row['train_acc']:.2f} "
             f"val_loss {val_loss:.4f} val_acc {val_acc:.2f} seconds {row['seconds']:.2f}"
         )
+        if checkpoint is not None:
+            checkpoint.save(epoch, model, optimizer, scheduler, generator, epochs_out)
 
 
-def evaluate(spec: dict[str, Any], log: Callable[[str], None] = _stderr) -> Evaluation:
-    """Train the spec's architecture with its recipe; metrics keyed as METRIC_KEYS."""
+def evaluate(
+    spec: dict[str, Any], log: Callable[[str], None] = _stderr, checkpoint: str | Path | None = None
+) -> Evaluation:
+    """Train the spec's architecture with its recipe; metrics keyed as METRIC_KEYS.
+
+    `checkpoint` is where this training keeps its checkpoint; it is used only
+    when the recipe has `checkpoint: true`, and deleted once training ends.
+    """
     recipe = {**TRAINING_DEFAULTS, **(spec.get("training") or {})}
     torch.set_num_threads(int(recipe["threads"]))
     device = _device(recipe["device"])
@@ -150,10 +265,11 @@ def evaluate(spec: dict[str, Any], log: Callable[[str], None] = _stderr) -> Eval
     metrics.update(params=count_params(model), flops=count_flops(model, splits.info.input_shape), device=str(device))
     epochs: list[dict[str, Any]] = []
     log(f"{spec.get('candidate', 'candidate')} {spec['arch']} params {metrics['params']} flops {metrics['flops']} on {device}")
+    saver = Checkpoint(checkpoint, spec_fingerprint(spec, recipe), log) if recipe["checkpoint"] and checkpoint else None
     start = time.perf_counter()
     try:
         model.to(device)
-        _train(model, splits, recipe, device, int(spec["seed"]), log, epochs)
+        _train(model, splits, recipe, device, int(spec["seed"]), log, epochs, saver)
         metrics["val_loss"], metrics["val_acc"] = _measure(model, splits.val, recipe, device)
         _, metrics["test_acc"] = _measure(model, splits.test, recipe, device)
         metrics["status"] = "ok"
@@ -171,6 +287,8 @@ def evaluate(spec: dict[str, Any], log: Callable[[str], None] = _stderr) -> Eval
         del model
         gc.collect()
         torch.cuda.empty_cache()
+    if saver is not None:
+        saver.remove()  # the training ended (ok, diverged or oom): metrics.json is the record
     metrics["train_loss"] = epochs[-1]["train_loss"] if epochs else math.nan
     metrics["train_seconds"] = round(time.perf_counter() - start, 3)
     metrics["epochs"] = len(epochs)
