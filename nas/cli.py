@@ -33,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("train", help="train (or look up) one candidate spec")
     p.add_argument("spec")
     p.add_argument("--out", required=True, help="folder for metrics.json and epochs.csv")
+    p.add_argument("--checkpoint", action="store_true",
+                   help="keep a checkpoint after each epoch in --out; resume from one found there")
     p.add_argument("--shared-trainer", type=int, metavar="OWNER_PID",
                    help="fork from the training server of this snakemake process (started if needed)")
 
@@ -120,13 +122,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.shared_trainer is not None:
             from nas import shared_trainer
 
-            code = shared_trainer.run(["train", args.spec, "--out", args.out], args.shared_trainer)
+            argv = ["train", args.spec, "--out", args.out, *(["--checkpoint"] if args.checkpoint else [])]
+            code = shared_trainer.run(argv, args.shared_trainer)
             if code is not None:
                 return code
             print("no shared trainer here: training in this process", file=sys.stderr)
         from nas.steps import evaluate
 
-        evaluate(args.spec, args.out)
+        evaluate(args.spec, args.out, checkpoint=args.checkpoint)
     elif args.command == "trainer-server":
         from nas.shared_trainer import serve
 

@@ -84,8 +84,11 @@ def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     return specs
 
 
-def evaluate(spec_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
-    """Train (or look up) one candidate; writes epochs.csv, then metrics.json."""
+def evaluate(spec_path: str | Path, out_dir: str | Path, checkpoint: bool = False) -> dict[str, Any]:
+    """Train (or look up) one candidate; writes epochs.csv, then metrics.json.
+
+    With `checkpoint`, a training keeps a checkpoint in `out_dir` after each
+    epoch and resumes from one it finds there."""
     spec = read_yaml(spec_path)
     if not isinstance(spec, dict) or "arch" not in spec:
         raise CorruptArtefact(spec_path, "not a candidate spec")
@@ -97,7 +100,7 @@ def evaluate(spec_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     else:
         from nas.evaluators.train import evaluate as train
 
-        result = train(spec, checkpoint=layout.checkpoint_in(out_dir))
+        result = train(spec, checkpoint=layout.checkpoint_in(out_dir) if checkpoint else None)
         metrics, epochs = result.metrics, result.epochs
     metrics["job"] = _where_it_ran()
     out_dir = Path(out_dir)

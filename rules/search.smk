@@ -69,8 +69,10 @@ rule train:
         **TRAIN_RESOURCES,
     params:
         shared=shared_trainer,
+        checkpoint="--checkpoint" if EXECUTION["checkpoints"] else "",
     shell:
-        "{NAS} train {input.candidates}/{wildcards.c}.yaml --out $(dirname {output.metrics}) {params.shared} 2> {log}"
+        "{NAS} train {input.candidates}/{wildcards.c}.yaml --out $(dirname {output.metrics})"
+        " {params.checkpoint} {params.shared} 2> {log}"
 
 
 rule aggregate:

@@ -30,7 +30,7 @@ def spec(epochs: int = 3, train_size: int = 200, seed: int = 7) -> dict:
         "arch": ARCH,
         "space": {"name": "nb201", "channels": 4, "cells_per_stage": 1},
         "task": {"name": "digits", "train_size": train_size, "val_size": 100},
-        "training": {"epochs": epochs, "batch_size": 32, "checkpoint": True},
+        "training": {"epochs": epochs, "batch_size": 32},
         "evaluator": {"name": "train"},
         "seed": seed,
         "run_seed": 0,
@@ -38,7 +38,8 @@ def spec(epochs: int = 3, train_size: int = 200, seed: int = 7) -> dict:
 
 
 def without_clock(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k != "train_seconds"}
+    """Less what measures the clock or the machine (train_seconds, job)."""
+    return {k: v for k, v in metrics.items() if k not in ("train_seconds", "job")}
 
 
 def epoch_rows(out: Path) -> list[dict]:
@@ -53,7 +54,7 @@ def test_a_killed_training_resumes_with_the_same_result(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     checkpoint = Path(layout.checkpoint_in(killed))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "nas", "train", str(spec_path), "--out", str(killed)]
+    cmd = [sys.executable, "-m", "nas", "train", str(spec_path), "--out", str(killed), "--checkpoint"]
 
     first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     with ThreadPoolExecutor(1) as pool:
@@ -125,18 +126,18 @@ def test_a_checkpoint_of_another_spec_is_ignored(kept_checkpoint):
     result = evaluate(other, log=lines.append, checkpoint=path)
     assert any("ignored: it belongs to another spec" in line for line in lines), lines
     assert not any("resumed" in line for line in lines)
-    fresh = evaluate({**other, "training": {**other["training"], "checkpoint": False}}, log=lambda _: None)
+    fresh = evaluate(other, log=lambda _: None)
     assert without_clock(result.metrics) == without_clock(fresh.metrics)
 
 
 def test_without_the_option_no_checkpoint_is_read_or_written(kept_checkpoint, tmp_path):
     path, _ = kept_checkpoint
+    spec_path = tmp_path / "c00.yaml"
+    spec_path.write_text(yaml.safe_dump(spec(epochs=2)))
+    out = path.parent  # holds a checkpoint the step must leave alone
     before = path.read_bytes()
-    lines = []
-    off = spec(epochs=2)
-    off["training"]["checkpoint"] = False
-    evaluate(off, log=lines.append, checkpoint=path)
-    assert path.read_bytes() == before and not any("resumed" in line for line in lines)
-    fresh = tmp_path / "fresh" / "checkpoint.pt"
-    evaluate(off, log=lambda _: None, checkpoint=fresh)
-    assert not fresh.parent.exists()
+    steps.evaluate(spec_path, out)
+    assert path.read_bytes() == before
+    fresh = tmp_path / "fresh"
+    steps.evaluate(spec_path, fresh)
+    assert not Path(layout.checkpoint_in(fresh)).exists()

@@ -36,7 +36,7 @@ REFUSED: list[tuple[str, Any, list[str]]] = [
     ("yaml-does-not-parse", "runs:\n  bad:\n    seed: 1\n   population: 2\n", ["not valid YAML", "line 4"]),
     ("yaml-unclosed-flow", "runs: {bad: {seed: 1}\n", ["not valid YAML", "line"]),
     ("top-level-is-a-list", "- bad\n- good\n", ["expected a mapping with `runs:`"]),
-    ("top-level-unknown-key", {"run": {"bad": {}}, "runs": {"ok": {}}}, ["config key run:", "unknown key", "defaults, runs"]),
+    ("top-level-unknown-key", {"run": {"bad": {}}, "runs": {"ok": {}}}, ["config key run:", "unknown key", "allowed keys here: defaults, execution"]),
     ("runs-is-a-list", {"runs": ["bad"]}, ["config key runs:", "expected object"]),
     ("runs-is-null", "runs:\n", ["config key runs:", "expected object, got None"]),
     ("runs-is-empty", {"runs": {}}, ["config key runs:", "at least one run"]),

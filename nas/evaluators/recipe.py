@@ -20,6 +20,4 @@ TRAINING_DEFAULTS = {
     "threads": 1,
     "device": "auto",
     "num_workers": 0,
-    # Save a checkpoint after each epoch so a killed training resumes there.
-    "checkpoint": False,
 }

@@ -103,7 +103,7 @@ def spec_fingerprint(spec: dict[str, Any], recipe: dict[str, Any]) -> str:
         "task": spec["task"],
         "seed": spec["seed"],
         "run_seed": spec["run_seed"],
-        "training": {k: v for k, v in recipe.items() if k != "checkpoint"},
+        "training": recipe,
     }
     return hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -250,8 +250,8 @@ def evaluate(
 ) -> Evaluation:
     """Train the spec's architecture with its recipe; metrics keyed as METRIC_KEYS.
 
-    `checkpoint` is where this training keeps its checkpoint; it is used only
-    when the recipe has `checkpoint: true`, and deleted once training ends.
+    `checkpoint` is where this training keeps a checkpoint after each epoch
+    (execution.checkpoints), None for none; it is deleted once training ends.
     """
     recipe = {**TRAINING_DEFAULTS, **(spec.get("training") or {})}
     torch.set_num_threads(int(recipe["threads"]))
@@ -265,7 +265,7 @@ def evaluate(
     metrics.update(params=count_params(model), flops=count_flops(model, splits.info.input_shape), device=str(device))
     epochs: list[dict[str, Any]] = []
     log(f"{spec.get('candidate', 'candidate')} {spec['arch']} params {metrics['params']} flops {metrics['flops']} on {device}")
-    saver = Checkpoint(checkpoint, spec_fingerprint(spec, recipe), log) if recipe["checkpoint"] and checkpoint else None
+    saver = Checkpoint(checkpoint, spec_fingerprint(spec, recipe), log) if checkpoint else None
     start = time.perf_counter()
     try:
         model.to(device)
