@@ -39,6 +39,7 @@ NAS = f"{shlex.quote(sys.executable)} -m nas"
 
 
 include: "rules/search.smk"
+include: "rules/meta.smk"
 
 
 rule all:
