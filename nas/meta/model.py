@@ -10,7 +10,9 @@ transfer   each known task is weighted by its similarity to the new one,
 predictor  ridge regression of normalised score on (one-hot genes, one-hot
            pairs of genes for spaces of at most PAIR_GENES genes, one-hot genes
            x standardised task features), fitted on every (task, architecture)
-           row. It scores architectures no related task evaluated.
+           row with weight exp(score), so that it orders the good
+           architectures well rather than the poor ones. It scores
+           architectures no related task evaluated.
 
 Scorer.score(archs): the transfer score where some known task evaluated the
 architecture, the predictor's otherwise (both in normalised-score units).
@@ -83,8 +85,12 @@ class MetaModel:
             self.weights, self.offset = None, 0.0
             return
         x, y = np.concatenate(x_parts), np.concatenate(y_parts)
-        self.offset = float(y.mean())
-        self.weights = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ (y - self.offset))
+        # Weighted least squares, weight exp(score): the fit is spent on the good
+        # architectures, whose order a search needs, not on the many poor ones.
+        w = np.exp(y)
+        self.offset = float(np.average(y, weights=w))
+        xw = x * w[:, None]
+        self.weights = np.linalg.solve(xw.T @ x + ridge * np.eye(x.shape[1]), xw.T @ (y - self.offset))
 
     # -- encoding ---------------------------------------------------------------------
 
