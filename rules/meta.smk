@@ -4,7 +4,8 @@
 #   snakemake results/meta/model.json    the knowledge base and the meta-model
 #
 # A run with `warm_start: {model: results/meta}` reads the model when it
-# proposes its first generation; `warm_start_inputs` lists what that needs.
+# proposes its first generation; nas.meta.settings.warm_start_inputs lists
+# what that needs (rule propose does not declare it yet).
 
 from nas.meta.features import task_json
 from nas.meta.settings import META_DIR, meta_runs
@@ -17,13 +18,6 @@ except ConfigError as e:
 # What `rule all` may ask for: the meta-model when the config has a `meta:` section.
 META_TARGETS = [f"{META_DIR}/model.json"] if META else []
 
-
-def warm_start_inputs(wc):
-    """The meta-model and the run's task.json, for the first propose of a warm-started run."""
-    run = RUNS[wc.run]
-    if not run.get("warm_start") or int(wc.g) != 0:
-        return []
-    return [f"{run['warm_start']['model']}/model.json", task_json(layout.run_dir(wc.run))]
 
 
 localrules:

@@ -227,3 +227,11 @@ def test_meta_runs_are_the_runs_without_a_warm_start_from_results_meta():
         meta_runs({"runs": ["a", "b"]}, runs)
     with pytest.raises(ConfigError, match="meta.runs: no run 'x'"):
         meta_runs({"runs": ["x"]}, runs)
+
+
+def test_warm_start_inputs_are_the_model_and_task_json_of_generation_zero():
+    from nas.meta.settings import warm_start_inputs
+
+    run = {"name": "w", "warm_start": {"model": "results/meta"}}
+    assert warm_start_inputs(run, "000") == ["results/meta/model.json", "results/w/task.json"]
+    assert warm_start_inputs(run, 1) == [] and warm_start_inputs({"name": "c"}, 0) == []

@@ -193,14 +193,14 @@ class MetaModel:
 
 
 @lru_cache(maxsize=4)
-def _load_cached(folder: str, stamp: float) -> MetaModel:
+def _load_cached(folder: str, stamp: int) -> MetaModel:
     return MetaModel.load(folder)
 
 
 def load_model(folder: str | Path) -> MetaModel:
     """The model in `folder`, loaded once per process while model.json is unchanged."""
     path = Path(folder) / "model.json"
-    return _load_cached(str(Path(folder).resolve()), path.stat().st_mtime if path.exists() else 0.0)
+    return _load_cached(str(Path(folder).resolve()), path.stat().st_mtime_ns if path.exists() else 0)
 
 
 @dataclass

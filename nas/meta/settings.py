@@ -33,3 +33,14 @@ def starts_from_meta(run: dict[str, Any]) -> bool:
     """Whether the run is warm-started from the model this section builds."""
     model = (run.get("warm_start") or {}).get("model")
     return model is not None and str(model).rstrip("/").removeprefix("./") == META_DIR
+
+
+def warm_start_inputs(run: dict[str, Any], generation: int | str) -> list[str]:
+    """What the propose step of `generation` reads for a warm start: the model
+    and the run's task.json, for generation 0 (later ones follow from it).
+    For rule propose: `meta=lambda wc: warm_start_inputs(RUNS[wc.run], wc.g)`."""
+    from nas.meta.features import task_json
+
+    if not run.get("warm_start") or int(generation) != 0:
+        return []
+    return [f"{run['warm_start']['model']}/model.json", task_json(layout.run_dir(run["name"]))]

@@ -15,6 +15,7 @@ policy to imitate them. The task's features come from features_for(run).
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,14 +29,20 @@ DEFAULTS = {"top": 10, "filter": 1, "pretrain_steps": 100}
 
 
 @lru_cache(maxsize=16)
-def _scorer(folder: str, features: tuple[tuple[str, float], ...]) -> Scorer:
+def _scorer(folder: str, stamp: int, features: tuple[tuple[str, float], ...]) -> Scorer:
     return load_model(folder).scorer(dict(features))
+
+
+def _stamp(folder: str) -> int:
+    """When model.json last changed: a rebuilt model is not served from the cache."""
+    path = Path(folder) / "model.json"
+    return path.stat().st_mtime_ns if path.exists() else 0
 
 
 def warm_start_for(strategy: Strategy, run: dict[str, Any]) -> WarmStart:
     cfg = {**DEFAULTS, **run["warm_start"]}
     features = tuple(sorted(features_for(run).items()))
-    scorer = _scorer(str(cfg["model"]), features)
+    scorer = _scorer(str(cfg["model"]), _stamp(str(cfg["model"])), features)
     space = strategy.space
     seeds = []
     # Down the ranking until `top` are found: some may not be architectures of this run's space.
