@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas.config import load_config, resolve_runs
+from nas.config import ConfigError, load_config, resolve_runs
 from nas.evaluators.table import Table, table_for
 from nas.io import atomic_write_bytes, write_tsv
 from nas.search import run_in_process
@@ -49,7 +49,7 @@ def bench_runs(
     if missing:
         raise ValueError(f"{config_path} has no run {missing[0]!r}; it has: {', '.join(config['runs'])}")
     if any(s.endswith(META_SUFFIX) for s in strategies) and meta_model is None:
-        raise ValueError(f"strategies ending in {META_SUFFIX!r} need the knowledge of other columns (--meta-from)")
+        raise ConfigError(f"strategies ending in {META_SUFFIX!r} need the knowledge of other columns (--meta-from)")
     evaluator = {"name": "table", "path": str(table), "arch_column": arch_column, "val_column": metric,
                  "test_column": metric}
     defaults = {**(config.get("defaults") or {}), "evaluator": evaluator}
@@ -126,7 +126,7 @@ def run_bench(
     model = None
     if meta_from:
         if metric in meta_from:
-            raise ValueError(f"--meta-from must not include the target column {metric!r}")
+            raise ConfigError(f"--meta-from must not include the target column {metric!r}")
         space = (load_config(config_path).get("defaults") or {}).get("space") or {"name": "nb201"}
         model = build_meta_model(table, arch_column, meta_from, task_features, space, Path(out) / "meta")
     _RUNS = bench_runs(table, metric, arch_column, strategies, config_path, model, task_features.get(metric))

@@ -42,7 +42,7 @@ def test_bench_with_meta_strategies_leaves_the_target_out(tmp_path):
     bad = nas_cli("bench", "--table", str(table), "--metric", "c", "--arch-column", "arch", "--strategies", "rea+meta",
                   "--seeds", "1", "--budget", "10", "--out", str(tmp_path / "o"), "--config", str(bench_config(tmp_path)),
                   cwd=tmp_path, check=False)
-    assert bad.returncode != 0 and "--meta-from" in bad.stderr
+    assert bad.returncode == 2 and "need the knowledge of other columns (--meta-from)" in bad.stderr
 
 
 def test_workflow_builds_the_meta_model_and_warm_starts_a_run(tmp_path):
