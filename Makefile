@@ -2,6 +2,8 @@
 # make test  set up the environment, then run the test suite
 # make dry   show the plan of the default search without running it
 # make bench compare the strategies on the NAS-Bench-201 table (../shared/data)
+# make bench-meta  the same, cold and warm-started (+meta), each column the target
+#                  in turn and the other two the knowledge (leave one task out)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -14,8 +16,11 @@ TABLE      ?= ../shared/data/nb201_accuracy.csv
 STRATEGIES ?= random,ga,rea,reinforce,ls
 SEEDS      ?= 100
 BUDGET     ?= 300
+META_STRATEGIES ?= random,ga,rea,ls,reinforce,random+meta,ga+meta,rea+meta,ls+meta,reinforce+meta
+META_BUDGET     ?= 50
+COLUMNS    := CIFAR10 CIFAR100 ImageNet
 
-.PHONY: run test dry bench clean
+.PHONY: run test dry bench bench-meta clean
 
 $(ENV): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +38,15 @@ bench: $(ENV)
 	for m in CIFAR10 CIFAR100 ImageNet; do \
 	  $(BIN)/python -m nas bench --table $(TABLE) --metric $${m}TestAccuracy200Epochs \
 	    --strategies $(STRATEGIES) --seeds $(SEEDS) --budget $(BUDGET) --out results/bench/$$m || exit 1; \
+	done
+
+bench-meta: $(ENV)
+	@test -f $(TABLE) || { echo "bench-meta: $(TABLE) not found; set TABLE=path/to/nb201_accuracy.csv"; exit 2; }
+	for m in $(COLUMNS); do \
+	  others=$$(for o in $(COLUMNS); do [ $$o = $$m ] || printf '%sTestAccuracy200Epochs,' $$o; done); \
+	  $(BIN)/python -m nas bench --table $(TABLE) --metric $${m}TestAccuracy200Epochs \
+	    --meta-from $${others%,} --task-features config/nb201_tasks.yaml \
+	    --strategies $(META_STRATEGIES) --seeds $(SEEDS) --budget $(META_BUDGET) --out results/bench-meta/$$m || exit 1; \
 	done
 
 test: $(ENV)

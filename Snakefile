@@ -43,6 +43,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/search.smk"
+include: "rules/meta.smk"
 
 
 rule all:
@@ -52,4 +53,8 @@ rule all:
             for run in RUNS
             for path in (layout.history, layout.summary, layout.best, layout.progress_plot, layout.overview)
         ],
+        # Each run's task features: what makes its results knowledge for a
+        # meta-model later (rules/meta.smk); the model itself where asked for.
+        [task_json(layout.run_dir(run)) for run in RUNS],
+        META_TARGETS,
     default_target: True

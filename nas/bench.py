@@ -20,12 +20,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas.config import load_config, resolve_runs
+from nas.config import ConfigError, load_config, resolve_runs
 from nas.evaluators.table import Table, table_for
 from nas.io import atomic_write_bytes, write_tsv
 from nas.search import run_in_process
 
-BUDGETS = (25, 50, 100, 150, 300)
+BUDGETS = (10, 25, 30, 50, 100, 150, 300)
+META_SUFFIX = "+meta"
 BENCH_CONFIG = Path(__file__).resolve().parents[1] / "config" / "bench.yaml"
 
 # Set in the parent before the worker processes fork, so each shares them.
@@ -34,18 +35,48 @@ _TABLE: Table | None = None
 
 
 def bench_runs(
-    table: str, metric: str, arch_column: str, strategies: Sequence[str], config_path: str | Path = BENCH_CONFIG
+    table: str, metric: str, arch_column: str, strategies: Sequence[str], config_path: str | Path = BENCH_CONFIG,
+    meta_model: str | Path | None = None, features: dict[str, float] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The bench config's runs named in `strategies`, evaluated on the table."""
+    """The bench config's runs named in `strategies`, evaluated on the table.
+
+    A strategy `X+meta` is run X warm-started from the meta-model in
+    `meta_model`, with the bench config's `warm_start` settings; `features`
+    are the target column's declared task features."""
     config = load_config(config_path)
-    missing = [s for s in strategies if s not in config["runs"]]
+    base = {s: s.removesuffix(META_SUFFIX) for s in strategies}
+    missing = [s for s in base.values() if s not in config["runs"]]
     if missing:
         raise ValueError(f"{config_path} has no run {missing[0]!r}; it has: {', '.join(config['runs'])}")
+    if any(s.endswith(META_SUFFIX) for s in strategies) and meta_model is None:
+        raise ConfigError(f"strategies ending in {META_SUFFIX!r} need the knowledge of other columns (--meta-from)")
     evaluator = {"name": "table", "path": str(table), "arch_column": arch_column, "val_column": metric,
                  "test_column": metric}
     defaults = {**(config.get("defaults") or {}), "evaluator": evaluator}
-    runs = {s: config["runs"][s] for s in strategies}
-    return resolve_runs({"defaults": defaults, "runs": runs})
+    if features:
+        defaults["task"] = {**(defaults.get("task") or {}), "features": dict(features)}
+    warm = {**(config.get("warm_start") or {}), "model": str(meta_model)}
+    # Run names cannot hold '+': resolve under a stand-in, then key by the strategy's name.
+    names = {s: s.replace(META_SUFFIX, "_meta") for s in strategies}
+    runs = {names[s]: {**config["runs"][base[s]], **({"warm_start": warm} if s != base[s] else {})}
+            for s in strategies}
+    resolved = resolve_runs({"defaults": defaults, "runs": runs})
+    return {s: {**resolved[names[s]], "name": s} for s in strategies}
+
+
+def build_meta_model(
+    table: str, arch_column: str, columns: Sequence[str], features: dict[str, dict[str, float]],
+    space: dict[str, Any], out: str | Path,
+) -> Path:
+    """Leave-one-task-out knowledge: a meta-model from the `columns` of the table only."""
+    from nas.meta.knowledge import from_table
+    from nas.meta.model import MetaModel
+
+    knowledge = from_table(table, arch_column, {c: features.get(c) for c in columns})
+    out = Path(out)
+    knowledge.write(out)
+    MetaModel.build(knowledge, space).save(out)
+    return out
 
 
 def best_so_far(values: Sequence[float]) -> list[float]:
@@ -84,9 +115,21 @@ def run_bench(
     arch_column: str = "ArchitectureString",
     jobs: int = 2,
     config_path: str | Path = BENCH_CONFIG,
+    meta_from: Sequence[str] = (),
+    task_features: dict[str, dict[str, float]] | None = None,
 ) -> list[dict[str, Any]]:
+    """`meta_from`: columns of the table that are the knowledge of `+meta`
+    strategies (never the metric itself); `task_features`: column -> its
+    declared task features."""
     global _RUNS, _TABLE
-    _RUNS = bench_runs(table, metric, arch_column, strategies, config_path)
+    task_features = task_features or {}
+    model = None
+    if meta_from:
+        if metric in meta_from:
+            raise ConfigError(f"--meta-from must not include the target column {metric!r}")
+        space = (load_config(config_path).get("defaults") or {}).get("space") or {"name": "nb201"}
+        model = build_meta_model(table, arch_column, meta_from, task_features, space, Path(out) / "meta")
+    _RUNS = bench_runs(table, metric, arch_column, strategies, config_path, model, task_features.get(metric))
     _TABLE = table_for(next(iter(_RUNS.values()))["evaluator"])
     optimum = max(_TABLE.val.values())
     for name in strategies:

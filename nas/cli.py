@@ -60,6 +60,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
     p.add_argument("--config", default=None, help="strategies' settings (default config/bench.yaml)")
+    p.add_argument("--meta-from", default="", help="comma-separated columns: the knowledge of X+meta strategies")
+    p.add_argument("--task-features", default=None, help="YAML: column -> its task features")
+
+    p = sub.add_parser("meta", help="meta-learning: task features, knowledge base, meta-model")
+    meta = p.add_subparsers(dest="meta_command", required=True)
+    m = meta.add_parser("task", help="write results/RUN/task.json (the run's task id and features)")
+    m.add_argument("run_dir")
+    m = meta.add_parser("build", help="knowledge base and meta-model from finished runs and tables")
+    m.add_argument("--out", default="results/meta")
+    m.add_argument("--runs", nargs="*", default=None, help="run folders (default: every finished run under --results)")
+    m.add_argument("--results", default="results")
+    m.add_argument("--config", default=None, help="a config whose `meta:` section names tables (and space)")
+    m.add_argument("--space", default=None, help="YAML mapping of the space the predictor encodes")
+    m = meta.add_parser("rank", help="the meta-model's best architectures for a task")
+    m.add_argument("model", help="folder of the meta-model")
+    m.add_argument("--features", default="{}", help="YAML mapping: the task's features")
+    m.add_argument("--top", type=int, default=10)
 
     p = sub.add_parser("status", help="progress of runs: generations, candidates ok/failed/pending, best so far")
     p.add_argument("run_dirs", nargs="*", metavar="RUN",
@@ -141,10 +158,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "bench":
         from nas.bench import BENCH_CONFIG, run_bench
 
+        features = _yaml_mapping(open(args.task_features, encoding="utf-8").read()) if args.task_features else {}
         summary = run_bench(args.table, args.metric, args.strategies.split(","), args.seeds, args.budget, args.out,
-                            arch_column=args.arch_column, jobs=args.jobs, config_path=args.config or BENCH_CONFIG)
+                            arch_column=args.arch_column, jobs=args.jobs, config_path=args.config or BENCH_CONFIG,
+                            meta_from=[c for c in args.meta_from.split(",") if c], task_features=features)
         for row in summary:
             print(f"{row['strategy']:>10} {row['budget']:>4} {row['mean']:8.3f} ± {row['std']:.3f}  regret {row['regret']:.3f}")
+    elif args.command == "meta":
+        _meta(args)
     elif args.command == "report":
         from nas.report import report
 
@@ -154,3 +175,39 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return inspect.main(args)
     return 0
+
+
+def _yaml_mapping(text: str) -> dict:
+    import yaml
+
+    from nas.config import ConfigError
+
+    value = yaml.safe_load(text) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"expected a YAML mapping, got {text[:80]!r}")
+    return value
+
+
+def _meta(args: argparse.Namespace) -> None:
+    if args.meta_command == "task":
+        from nas.meta.features import write_task
+
+        print(json.dumps(write_task(args.run_dir)))
+    elif args.meta_command == "build":
+        from nas.config import load_config
+        from nas.meta.build import build
+
+        section = (load_config(args.config).get("meta") or {}) if args.config else {}
+        space = _yaml_mapping(args.space) if args.space else section.get("space")
+        model = build(args.out, runs=args.runs, results=args.results, tables=section.get("tables") or [],
+                      space=space)
+        print(f"{args.out}: {len(model.scores)} tasks, "
+              f"{sum(len(s) for s in model.scores.values())} (task, architecture) scores")
+    elif args.meta_command == "rank":
+        from nas.meta.model import load_model
+
+        scorer = load_model(args.model).scorer({k: float(v) for k, v in _yaml_mapping(args.features).items()})
+        for task, w in scorer.weights.items():
+            print(f"# weight {w:.3f} {task}")
+        for arch in scorer.top(args.top):
+            print(f"{scorer.transfer[arch]:.3f}\t{arch}")

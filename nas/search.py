@@ -24,7 +24,12 @@ COLUMNS = ("run", "generation", "candidate", "arch", *METRIC_KEYS, "origin", "pa
 
 def strategy_for(run: dict[str, Any]) -> Strategy:
     space = make_space(run["space"])
-    return make_strategy(run["strategy"], space, run["population"])
+    strategy = make_strategy(run["strategy"], space, run["population"])
+    if run.get("warm_start"):
+        from nas.meta.warm import apply
+
+        apply(strategy, run)
+    return strategy
 
 
 def propose(
@@ -40,7 +45,7 @@ def propose(
     rebuilding it every generation); it must be strategy_for(run)."""
     strategy = strategy or strategy_for(run)
     rng = rng_for(run["seed"], generation, "propose")
-    proposals = strategy.propose(state, history, candidates_in(run, generation), rng)
+    proposals = strategy.proposals(state, history, candidates_in(run, generation), rng)
     return [
         {
             "run": run["name"],

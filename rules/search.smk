@@ -35,6 +35,8 @@ rule propose:
     input:
         settings=layout.run_config(RUN),
         state=previous_state,
+        # A warm start's meta-model and task features (rules/meta.smk).
+        meta=lambda wc: warm_start_inputs(run_of(wc), wc.g),
     output:
         directory(layout.candidates_dir(RUN, "{g}")),
     log:

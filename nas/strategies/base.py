@@ -65,12 +65,24 @@ class Proposal:
     trace: Any = None
 
 
+@dataclass(frozen=True)
+class WarmStart:
+    """What a meta-model gives a strategy (nas/meta/warm.py builds it)."""
+
+    seeds: tuple[Genome, ...]  # the architectures to start from, best first
+    # Predicted normalised score of genomes (higher is better), or None.
+    score: Callable[[Sequence[Genome]], np.ndarray] | None = None
+    filter: int = 1  # k > 1: later generations propose k x n and keep the n best scored
+    pretrain_steps: int = 0  # reinforce: imitation steps on the seeds
+
+
 class Strategy(ABC):
     name: str = ""
 
     def __init__(self, space: SearchSpace, population: int) -> None:
         self.space = space
         self.population = population
+        self.warm: WarmStart | None = None
 
     def initial_state(self) -> dict[str, Any]:
         return {}
@@ -84,6 +96,19 @@ class Strategy(ABC):
     def update(self, state: dict[str, Any], results: Sequence[Evaluated]) -> dict[str, Any]:
         """The state after one generation's results; returns a new dict."""
         return dict(state)
+
+    def proposals(
+        self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
+    ) -> list[Proposal]:
+        """propose(), through the warm start's filter when it has one: after the
+        first generation, propose filter x n and keep the n the meta-model scores
+        best (best first). What every caller uses; strategies implement propose()."""
+        warm = self.warm
+        if warm is None or warm.filter <= 1 or warm.score is None or not history:
+            return self.propose(state, history, n, rng)
+        many = self.propose(state, history, n * warm.filter, rng)
+        scores = np.asarray(warm.score([p.genome for p in many]), dtype=float)
+        return [many[i] for i in np.argsort(-scores, kind="stable")[:n]]
 
     # -- how the workflow keeps the state between generations -------------------
     # The default is one JSON file; a strategy with tensors overrides both
@@ -126,6 +151,21 @@ class Strategy(ABC):
             seen.add(proposal.arch)
             proposals.append(proposal)
         return proposals
+
+    def initial(self, n: int, history: Sequence[Evaluated], rng: np.random.Generator) -> list[Proposal]:
+        """A first generation: the warm start's seeds that are not yet evaluated
+        (origin `meta`), then random architectures."""
+        seen = {e.arch for e in history}
+        proposals: list[Proposal] = []
+        for genome in self.warm.seeds if self.warm is not None else ():
+            arch = self.space.to_string(genome)
+            if len(proposals) == n:
+                break
+            if arch not in seen:
+                seen.add(arch)
+                proposals.append(Proposal(genome, arch, "meta"))
+        taken = list(history) + [Evaluated("", p.arch, p.genome, 0.0) for p in proposals]
+        return proposals + self.fill(n - len(proposals), taken, rng, self._random)
 
     def _first_new(self, seen: set[str], rng: np.random.Generator, make) -> Proposal | None:
         for _ in range(MAX_TRIES):

@@ -37,7 +37,7 @@ class RegularizedEvolution(Strategy):
     ) -> list[Proposal]:
         members = population_from_state(state)
         if not members:
-            return self.fill(n, history, rng, self._random)
+            return self.initial(n, history, rng)
         fitness = [m.fitness for m in members]
 
         def child(rng: np.random.Generator):

@@ -71,7 +71,7 @@ class GeneticAlgorithm(Strategy):
     ) -> list[Proposal]:
         parents = population_from_state(state)
         if not parents:
-            return self.fill(n, history, rng, self._random)
+            return self.initial(n, history, rng)
         fitness = [p.fitness for p in parents]
         cut_points = self.space.cut_points()
 

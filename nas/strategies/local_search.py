@@ -56,7 +56,7 @@ class LocalSearch(Strategy):
     ) -> list[Proposal]:
         current = state.get("current")
         if current is None:
-            return [self._restart(p) for p in self.fill(n, history, rng, self._random)]
+            return [self._restart(p) for p in self.initial(n, history, rng)]
         known = {e.arch: e for e in history}
         here = self._climb(Evaluated.from_json(current), known)
         fresh = [g for g in self.space.neighbours(here.genome) if self.space.to_string(g) not in known]

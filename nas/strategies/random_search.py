@@ -15,4 +15,6 @@ class RandomSearch(Strategy):
     def propose(
         self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
     ) -> list[Proposal]:
+        if not history:
+            return self.initial(n, history, rng)
         return self.fill(n, history, rng, self._random)

@@ -81,6 +81,7 @@ EDIT_METHODS = ("add_layer", "remove_layer", "change_layer", "used_genes")
 KINDS = ("add", "remove", "change", "stop")
 ADD, REMOVE, CHANGE, STOP = range(len(KINDS))
 INIT_SEED = 0
+PRETRAIN_LR = 0.01
 EPS = 1e-8
 STATE_KEYS = ("policy", "optimizer", "baseline", "epoch", "mean_reward")
 
@@ -136,11 +137,25 @@ class Reinforce(Strategy):
                 return LSTMController(cards, self.hidden)
             return MLPController(cards, self.hidden)
 
+    def _imitate(self, net: nn.Module, seeds: Sequence[Genome], steps: int) -> None:
+        """Warm start: `steps` Adam steps (lr PRETRAIN_LR) raising the mean
+        log-likelihood of the seed genomes, so the first epoch samples near them.
+        Its optimizer is thrown away; the search's starts afresh."""
+        genomes = torch.tensor([list(g) for g in seeds], dtype=torch.long)
+        optimizer = torch.optim.Adam(net.parameters(), lr=PRETRAIN_LR)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            log_prob, _ = net.log_prob(genomes)
+            (-log_prob.mean()).backward()
+            optimizer.step()
+
     def _optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(net.parameters(), lr=self.lr)
 
     def initial_state(self) -> dict[str, Any]:
         net = self._fresh_net()
+        if self.warm is not None and self.warm.seeds and self.actions is None:
+            self._imitate(net, self.warm.seeds, self.warm.pretrain_steps)
         return {
             "policy": net.state_dict(),
             "optimizer": self._optimizer(net).state_dict(),
@@ -190,6 +205,9 @@ class Reinforce(Strategy):
     def propose(
         self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
     ) -> list[Proposal]:
+        if self.actions is not None and state["epoch"] == 0 and self.warm is not None and self.warm.seeds:
+            # Warm start of edit episodes: evaluate the seeds; later episodes start from the best.
+            return self.initial(n, history, rng)
         net = self._load(state)
         generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
         if self.actions is None:

@@ -1,0 +1,149 @@
+"""Task features: what a task looks like, as a few numbers.
+
+A data task's features are computed from its training split: size, classes,
+input shape, simple pixel and label statistics, and an embedding of the images
+by a small random convolutional network with fixed weights (the same network
+for every task, so embeddings are comparable). A tabular task (the table
+evaluator) has no data here: its features are whatever the config declares
+under `task.features` (for instance classes, n_train, height). Declared
+features always win over computed ones.
+
+Each run's features are saved as results/{run}/task.json:
+    {"task": "<task id>", "features": {name: value, ...}, "source": "data" | "config"}
+Runs with the same task id are one task in the knowledge base.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from nas import layout
+from nas.io import ArtefactError, read_json, write_json
+
+# Computed features, in this order. Sizes enter as logarithms: 1,000 and
+# 2,000 images differ as much as 10,000 and 20,000.
+SHAPE_FEATURES = ("log_train", "log_classes", "channels", "log_pixels")
+STAT_FEATURES = ("pixel_mean", "pixel_std", "contrast", "label_entropy")
+EMBED_DIM = 8
+EMBED_FEATURES = tuple(f"embed_{i}" for i in range(EMBED_DIM))
+FEATURES = SHAPE_FEATURES + STAT_FEATURES + EMBED_FEATURES
+# Images used for the statistics and the embedding (the first ones of the split).
+MAX_IMAGES = 512
+EMBED_SEED = 0
+EMBED_SIZE = 16
+# Task-config keys that do not change what the task is.
+NOT_IDENTITY = ("root", "download", "features")
+
+
+def task_id(run: dict[str, Any]) -> str:
+    """Which task a run searched on. Runs that share it pool their results.
+
+    A table evaluator's task is its table and column; a data task is its name
+    and the options that change the data (train_size, image_size, ...)."""
+    evaluator = run.get("evaluator") or {}
+    if evaluator.get("name") == "table":
+        return f"table:{Path(evaluator['path']).name}:{evaluator['val_column']}"
+    task = run.get("task") or {}
+    options = [f"{k}={task[k]}" for k in sorted(task) if k not in ("name", *NOT_IDENTITY) and task[k] is not None]
+    return " ".join([str(task.get("name", "?")), *options])
+
+
+def declared(run: dict[str, Any]) -> dict[str, float]:
+    features = (run.get("task") or {}).get("features") or {}
+    return {str(k): float(v) for k, v in features.items()}
+
+
+def shape_features(n_train: int, classes: int, shape: tuple[int, int, int]) -> dict[str, float]:
+    return {
+        "log_train": math.log(max(n_train, 1)),
+        "log_classes": math.log(max(classes, 1)),
+        "channels": float(shape[0]),
+        "log_pixels": math.log(max(shape[1] * shape[2], 1)),
+    }
+
+
+def computed(run: dict[str, Any]) -> dict[str, float]:
+    """Features of a data task from its training split (imports torch, loads the data)."""
+    import torch
+
+    from nas.tasks import load
+
+    splits = load(run["task"], run.get("seed", 0))
+    train = splits.train
+    n = min(len(train), MAX_IMAGES)
+    images = torch.stack([train[i][0] for i in range(n)]).float()
+    labels = torch.tensor([int(train[i][1]) for i in range(n)])
+    counts = torch.bincount(labels, minlength=splits.info.num_classes).float()
+    p = counts[counts > 0] / counts.sum()
+    entropy = float(-(p * p.log()).sum()) / math.log(max(splits.info.num_classes, 2))
+    features = shape_features(len(train), splits.info.num_classes, splits.info.input_shape)
+    features.update(
+        pixel_mean=float(images.mean()),
+        pixel_std=float(images.std()),
+        contrast=float(images.flatten(1).std(1).mean()),
+        label_entropy=entropy,
+    )
+    features.update(zip(EMBED_FEATURES, embed(images).tolist()))
+    return {k: round(v, 6) for k, v in features.items()}
+
+
+def embed(images: "torch.Tensor") -> "torch.Tensor":
+    """Mean response of a fixed random conv net to the images (any channels and size)."""
+    import torch
+    from torch import nn
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(EMBED_SEED)
+        net = nn.Sequential(
+            nn.Conv2d(1, EMBED_DIM, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(EMBED_DIM, EMBED_DIM, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+    gray = images.mean(1, keepdim=True)  # one channel, whatever the task has
+    gray = (gray - gray.mean()) / (gray.std() + 1e-8)
+    gray = nn.functional.interpolate(gray, size=(EMBED_SIZE, EMBED_SIZE), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        return net(gray).mean(0)
+
+
+def task_record(run: dict[str, Any]) -> dict[str, Any]:
+    """task.json of a run: its task id and features (declared ones win)."""
+    own = declared(run)
+    if (run.get("evaluator") or {}).get("name") == "table":
+        return {"task": task_id(run), "features": own, "source": "config"}
+    return {"task": task_id(run), "features": {**computed(run), **own}, "source": "data"}
+
+
+def task_json(rdir: str | Path) -> str:
+    return f"{rdir}/task.json"
+
+
+def write_task(rdir: str | Path) -> dict[str, Any]:
+    """The task-features step: results/{run}/task.json from results/{run}/run.yaml."""
+    from nas.steps import load_run
+
+    record = task_record(load_run(rdir))
+    write_json(task_json(rdir), record)
+    return record
+
+
+def read_task(path: str | Path) -> dict[str, Any]:
+    record = read_json(path)
+    if not isinstance(record, dict) or not isinstance(record.get("task"), str) \
+            or not isinstance(record.get("features"), dict):
+        raise ArtefactError(f"{path}: expected {{'task': ..., 'features': {{...}}}}; delete it and re-run")
+    return record
+
+
+def features_for(run: dict[str, Any]) -> dict[str, float]:
+    """The features a warm start ranks for: declared ones, else (a data task)
+    results/{run}/task.json when the task step wrote it, else computed now."""
+    own = declared(run)
+    if (run.get("evaluator") or {}).get("name") == "table":
+        return own
+    path = Path(task_json(layout.run_dir(run["name"])))
+    if path.is_file():
+        return {k: float(v) for k, v in read_task(path)["features"].items()}
+    return {**computed(run), **own}

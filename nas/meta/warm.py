@@ -1,0 +1,69 @@
+"""Warm start of a run's strategy from a meta-model (the run's `warm_start` section).
+
+    warm_start:
+      model: results/meta   folder of the meta-model (python -m nas meta build)
+      top: 10               seed architectures: the meta-model's best for this task
+      filter: 1             k > 1: each later generation proposes k x candidates and
+                            keeps the ones the meta-model scores best
+      pretrain_steps: 100   reinforce: imitation steps on the seeds before the first epoch
+
+The strategy gets a WarmStart (nas.strategies.base): ga, rea, ls and random
+evaluate the seeds first in generation 0; reinforce (generate) pre-trains its
+policy to imitate them. The task's features come from features_for(run).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from nas.meta.features import features_for
+from nas.meta.model import Scorer, load_model
+from nas.spaces import SpaceError
+from nas.strategies.base import Strategy, WarmStart
+
+DEFAULTS = {"top": 10, "filter": 1, "pretrain_steps": 100}
+
+
+@lru_cache(maxsize=16)
+def _scorer(folder: str, stamp: int, features: tuple[tuple[str, float], ...]) -> Scorer:
+    return load_model(folder).scorer(dict(features))
+
+
+def _stamp(folder: str) -> int:
+    """When model.json last changed: a rebuilt model is not served from the cache."""
+    path = Path(folder) / "model.json"
+    return path.stat().st_mtime_ns if path.exists() else 0
+
+
+def warm_start_for(strategy: Strategy, run: dict[str, Any]) -> WarmStart:
+    cfg = {**DEFAULTS, **run["warm_start"]}
+    features = tuple(sorted(features_for(run).items()))
+    scorer = _scorer(str(cfg["model"]), _stamp(str(cfg["model"])), features)
+    space = strategy.space
+    seeds = []
+    # Down the ranking until `top` are found: some may not be architectures of this run's space.
+    for arch in scorer.ranked():
+        try:
+            genome = space.from_string(arch)
+        except SpaceError:
+            continue
+        if space.is_valid(genome) and space.canonical(genome) not in seeds:
+            seeds.append(space.canonical(genome))
+        if len(seeds) == cfg["top"]:
+            break
+
+    def score(genomes: Sequence[tuple[int, ...]]) -> np.ndarray:
+        return scorer.score([space.to_string(g) for g in genomes])
+
+    return WarmStart(tuple(seeds), score, int(cfg["filter"]), int(cfg["pretrain_steps"]))
+
+
+def apply(strategy: Strategy, run: dict[str, Any]) -> Strategy:
+    """The strategy, warm-started when the run has a `warm_start` section."""
+    if run.get("warm_start"):
+        strategy.warm = warm_start_for(strategy, run)
+    return strategy

@@ -1,0 +1,237 @@
+"""Meta-learning: task features, knowledge base, meta-model, warm start (nas/meta/)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from nas.config import ConfigError, resolve_runs
+from nas.io import write_json, write_tsv, write_yaml
+from nas.meta.features import FEATURES, computed, task_id, task_record
+from nas.meta.knowledge import CLIP, Knowledge, finished_runs, from_runs, from_table, read_knowledge, table_task
+from nas.meta.model import MetaModel
+from nas.meta.settings import meta_runs
+from nas.search import COLUMNS, propose, strategy_for
+from nas.spaces import make_space
+from tests.conftest import OPS3, nb201_arch, synthetic_score, table_run
+
+SPACE = {"name": "nb201", "ops": OPS3}
+ALL = [list(ops) for ops in itertools.product(OPS3, repeat=6)]
+
+
+def three_column_table(path, noise=(0.5, 0.5, 0.5)):
+    """Columns a, b, c: the synthetic landscape plus each its own fixed noise."""
+    rng = np.random.default_rng(0)
+    lines = ["arch,a,b,c"]
+    for ops in ALL:
+        base = synthetic_score(ops)
+        values = [base + s * rng.standard_normal() for s in noise]
+        lines.append(nb201_arch(ops) + "," + ",".join(f"{v:.3f}" for v in values))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- features -----------------------------------------------------------------------------
+
+
+def test_data_task_features_are_complete_and_deterministic():
+    run = {"name": "r", "seed": 0, "task": {"name": "digits", "val_size": 300}}
+    first, second = computed(run), computed(run)
+    assert list(first) == list(FEATURES) and first == second
+    assert all(math.isfinite(v) for v in first.values())
+    assert first["log_classes"] == pytest.approx(math.log(10)) and first["channels"] == 1.0
+    smaller = computed({**run, "task": {"name": "digits", "val_size": 300, "train_size": 100}})
+    assert smaller["log_train"] == pytest.approx(math.log(100)) and smaller["embed_0"] != first["embed_0"]
+
+
+def test_task_ids_and_declared_features(nb201_table):
+    run = table_run(nb201_table, task={"name": "digits", "features": {"log_classes": 2.0}})
+    record = task_record(run)
+    assert record == {"task": f"table:{nb201_table.name}:val", "features": {"log_classes": 2.0}, "source": "config"}
+    assert task_id({"task": {"name": "digits", "root": "/x", "train_size": 100}}) == "digits train_size=100"
+
+
+# -- knowledge base ---------------------------------------------------------------------------
+
+
+def fake_run(results, name, task, features, values):
+    rdir = results / name
+    rows = [{"run": name, "generation": 0, "candidate": f"c{i:02d}", "arch": nb201_arch(ops),
+             "status": "ok" if math.isfinite(v) else "diverged", "val_acc": v if math.isfinite(v) else None,
+             "genome": [OPS3.index(o) for o in ops]} for i, (ops, v) in enumerate(values)]
+    write_tsv(rdir / "history.tsv", COLUMNS, rows)
+    write_json(rdir / "task.json", {"task": task, "features": features, "source": "config"})
+    write_yaml(rdir / "run.yaml", {"name": name, "space": SPACE})
+    return rdir
+
+
+def test_knowledge_from_runs_and_a_table(tmp_path):
+    results = tmp_path / "results"
+    good, bad = ALL[-1], ALL[0]
+    fake_run(results, "r1", "digits", {"log_classes": 2.3}, [(good, 90.0), (bad, 10.0), (ALL[5], 50.0)])
+    fake_run(results, "r2", "digits", {"log_classes": 2.3}, [(good, 80.0), (ALL[7], math.nan)])
+    (results / "unfinished").mkdir()
+    runs = finished_runs(results)
+    assert [r.name for r in runs] == ["r1", "r2"]
+    knowledge = from_runs(runs)
+    table = three_column_table(tmp_path / "t.csv")
+    from_table(table, "arch", {"a": {"log_classes": 4.0}, "b": None}, knowledge)
+    assert sorted(knowledge.tasks) == ["digits", table_task(table, "a"), table_task(table, "b")]
+    scores = knowledge.scores()
+    digits = scores["digits"]
+    assert digits[nb201_arch(good)] > digits[nb201_arch(ALL[5])] > digits[nb201_arch(bad)]
+    assert digits[nb201_arch(ALL[7])] == -CLIP  # failed
+    assert knowledge.values["digits"][nb201_arch(good)] == [90.0, 80.0]  # pooled over runs
+    a = np.array(list(scores[table_task(table, "a")].values()))
+    assert len(a) == len(ALL) and abs(a.mean()) < 0.05 and abs(a.std() - 1) < 0.05
+    knowledge.write(tmp_path / "meta")
+    tasks, read_back = read_knowledge(tmp_path / "meta")
+    assert tasks["digits"] == {"log_classes": 2.3}
+    assert read_back["digits"] == pytest.approx(digits, abs=1e-6)
+
+
+# -- meta-model -------------------------------------------------------------------------------
+
+
+def planted_knowledge():
+    """Two tasks that both rank a planted architecture first, and a third unrelated one."""
+    rng = np.random.default_rng(1)
+    planted = nb201_arch(["skip_connect"] * 6)
+    knowledge = Knowledge()
+    for task, features, best in (("near", {"f": 0.0}, planted), ("also", {"f": 0.5}, planted),
+                                 ("far", {"f": 10.0}, nb201_arch(["none"] * 6))):
+        knowledge.tasks[task] = features
+        for ops in ALL:
+            arch = nb201_arch(ops)
+            knowledge.values.setdefault(task, {})[arch] = [100.0 if arch == best else float(rng.normal(50, 5))]
+    return knowledge, planted
+
+
+def test_meta_model_ranks_the_planted_architecture_first_and_weights_similar_tasks(tmp_path):
+    knowledge, planted = planted_knowledge()
+    model = MetaModel.build(knowledge, SPACE)
+    scorer = model.scorer({"f": 0.1})
+    assert scorer.top(1) == [planted]
+    assert scorer.weights["near"] > scorer.weights["also"] > scorer.weights["far"]
+    assert model.scorer({"f": 10.0}).top(1) == [nb201_arch(["none"] * 6)]
+    knowledge.write(tmp_path)
+    model.save(tmp_path)
+    loaded = MetaModel.load(tmp_path)
+    assert loaded.scorer({"f": 0.1}).top(5) == scorer.top(5)
+    archs = [nb201_arch(ops) for ops in ALL[:50]]
+    assert loaded.predict({"f": 0.1}, archs) == pytest.approx(model.predict({"f": 0.1}, archs), abs=1e-5)
+
+
+def test_the_predictor_scores_architectures_no_task_evaluated():
+    knowledge = Knowledge()
+    rng = np.random.default_rng(0)
+    held_out = ALL[::3]
+    for task in ("a", "b"):
+        knowledge.tasks[task] = {}
+        for ops in ALL:
+            if ops not in held_out:
+                knowledge.values.setdefault(task, {})[nb201_arch(ops)] = [synthetic_score(ops) + rng.normal()]
+    scorer = MetaModel.build(knowledge, SPACE).scorer({})
+    archs = [nb201_arch(ops) for ops in held_out]
+    assert not any(a in scorer.transfer for a in archs)
+    predicted = scorer.score(archs)
+    truth = [synthetic_score(ops) for ops in held_out]
+    assert np.corrcoef(predicted, truth)[0, 1] > 0.9
+
+
+# -- warm start ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    knowledge, _ = planted_knowledge()
+    folder = tmp_path / "meta"
+    knowledge.write(folder)
+    MetaModel.build(knowledge, SPACE).save(folder)
+    return folder
+
+
+def warm_run(table, model_dir, strategy, **warm):
+    run = table_run(table, strategy=strategy, task={"name": "digits", "features": {"f": 0.0}},
+                    warm_start={"model": str(model_dir), "top": 4, "filter": 1, "pretrain_steps": 100, **warm})
+    return resolve_runs({"runs": {"w": run}})["w"]
+
+
+@pytest.mark.parametrize("strategy", [{"name": "rea", "sample_size": 2}, {"name": "ga"}, {"name": "ls"},
+                                      {"name": "random"}])
+def test_first_generation_starts_from_the_seeds(nb201_table, model_dir, strategy):
+    run = warm_run(nb201_table, model_dir, strategy)
+    seeds = [make_space(SPACE).to_string(g) for g in strategy_for(run).warm.seeds]
+    assert len(seeds) == 4 and seeds[0] == nb201_arch(["skip_connect"] * 6)
+    specs = propose(run, 0, strategy_for(run).initial_state(), [])
+    assert [s["arch"] for s in specs[:4]] == seeds and {s["origin"] for s in specs[:4]} == {"meta"}
+    assert len(specs) == 6 and len({s["arch"] for s in specs}) == 6
+    cold = {k: v for k, v in run.items() if k != "warm_start"}
+    assert [s["arch"] for s in propose(cold, 0, strategy_for(cold).initial_state(), [])][:4] != seeds
+
+
+def test_pretrained_reinforce_puts_more_probability_on_the_seeds(nb201_table, model_dir):
+    import torch
+
+    run = warm_run(nb201_table, model_dir, {"name": "reinforce", "controller": "mlp"})
+    warm = strategy_for(run)
+    cold = strategy_for({k: v for k, v in run.items() if k != "warm_start"})
+    seeds = torch.tensor([list(g) for g in warm.warm.seeds])
+    probabilities = []
+    for strategy in (cold, warm):
+        net = strategy._load(strategy.initial_state())
+        probabilities.append(net.log_prob(seeds)[0].exp().sum().item())
+    # Independent decisions (mlp) can only match the seeds' per-edge frequencies.
+    assert probabilities[1] > 3 * probabilities[0]
+
+
+def test_the_filter_keeps_the_best_scored_proposals(nb201_table, model_dir):
+    from nas.search import evaluated
+    from nas.evaluators.table import table_for
+
+    run = warm_run(nb201_table, model_dir, {"name": "rea", "sample_size": 2}, filter=5)
+    strategy = strategy_for(run)
+    state = strategy.initial_state()
+    specs = propose(run, 0, state, [], strategy)
+    table = table_for(run["evaluator"])
+    from nas.search import aggregate
+
+    rows, state = aggregate(run, state, specs, [table.metrics(s["arch"]) for s in specs], strategy)
+    history = [evaluated(r) for r in rows]
+    rng = np.random.default_rng(0)
+    many = strategy.propose(state, history, 4 * 5, np.random.default_rng(0))
+    kept = strategy.proposals(state, history, 4, rng)
+    scores = strategy.warm.score([p.genome for p in many])
+    assert [p.arch for p in kept] == [many[i].arch for i in np.argsort(-scores, kind="stable")[:4]]
+
+
+def test_config_refuses_bad_warm_start_keys():
+    for bad, words in (({"model": "m", "seeds": 3}, "runs.r.warm_start.seeds: unknown key"),
+                       ({"top": 3}, "'model' is a required property"),
+                       ({"model": "m", "top": 0}, "runs.r.warm_start.top: must be >= 1"),
+                       ({"model": "m", "filter": "x"}, "runs.r.warm_start.filter: expected integer")):
+        with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            resolve_runs({"runs": {"r": {"warm_start": bad}}})
+    with pytest.raises(ConfigError, match="meta.tables.0.columns.c.f: expected number"):
+        resolve_runs({"runs": {"r": {}}, "meta": {"tables": [{"path": "t", "columns": {"c": {"f": "x"}}}]}})
+
+
+def test_meta_runs_are_the_runs_without_a_warm_start_from_results_meta():
+    runs = {"a": {}, "b": {"warm_start": {"model": "results/meta"}}, "c": {"warm_start": {"model": "other"}}}
+    assert meta_runs({"tables": []}, runs) == ["a", "c"]
+    assert meta_runs({}, runs) == []
+    with pytest.raises(ConfigError, match="meta.runs: run 'b' is warm-started"):
+        meta_runs({"runs": ["a", "b"]}, runs)
+    with pytest.raises(ConfigError, match="meta.runs: no run 'x'"):
+        meta_runs({"runs": ["x"]}, runs)
+
+
+def test_warm_start_inputs_are_the_model_and_task_json_of_generation_zero():
+    from nas.meta.settings import warm_start_inputs
+
+    run = {"name": "w", "warm_start": {"model": "results/meta"}}
+    assert warm_start_inputs(run, "000") == ["results/meta/model.json", "results/w/task.json"]
+    assert warm_start_inputs(run, 1) == [] and warm_start_inputs({"name": "c"}, 0) == []
