@@ -50,13 +50,15 @@ def run_mode(n: int, group: int, shared: bool, workdir: Path) -> dict[str, float
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
-    subprocess.run(
-        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", "config.yaml",
+    proc = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
          "--profile", str(REPO / "config" / "profiles" / "slurm"), "--slurm-init-seconds-before-status-checks", "2",
          "--group-components", f"train_{{run}}_{{g}}={group}", "-q"],
-        check=True, capture_output=True, text=True,
+        capture_output=True, text=True,
     )
     wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"snakemake failed in {workdir}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     metrics = [json.loads(p.read_text()) for p in sorted(workdir.glob("results/overhead/gen_000/evals/*/metrics.json"))]
     jobs = sorted({m["job"]["slurm_job_id"] for m in metrics})
     elapsed = subprocess.run(["sacct", "-X", "-n", "-P", "--format=ElapsedRaw", "-j", ",".join(jobs)],
