@@ -22,7 +22,7 @@ import numpy as np
 
 from nas.config import ConfigError, load_config, resolve_runs
 from nas.evaluators.table import Table, table_for
-from nas.io import atomic_write_bytes, write_tsv
+from nas.io import write_figure, write_tsv
 from nas.search import run_in_process
 
 BUDGETS = (10, 25, 30, 50, 100, 150, 300)
@@ -166,7 +166,6 @@ def run_bench(
 
 
 def _plot(results, strategies: Sequence[str], metric: str, optimum: float, path: Path) -> None:
-    import io
 
     import matplotlib
 
@@ -189,7 +188,4 @@ def _plot(results, strategies: Sequence[str], metric: str, optimum: float, path:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    write_figure(path, fig)

@@ -17,7 +17,6 @@ give a lower bound, shown as ">=N" (or "?" when there are none).
 from __future__ import annotations
 
 import html
-import io
 import math
 import re
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from nas import layout
-from nas.io import ArtefactError, CorruptArtefact, atomic_write_bytes, dump_yaml, read_json, read_tsv, read_yaml
+from nas.io import ArtefactError, CorruptArtefact, dump_yaml, read_json, read_tsv, read_yaml, write_figure
 from nas.report import best_row, best_so_far
 
 GEN_DIR = re.compile(r"gen_(\d{3,})")
@@ -352,10 +351,7 @@ def plot_compare(scans: Sequence[RunScan], path: str | Path) -> None:
     if scans:
         ax.legend(loc="lower right")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    write_figure(path, fig)
 
 
 # -- overview page (the Snakemake report shows HTML, not TSV or YAML) ----------------

@@ -66,6 +66,16 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     atomic_write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")
 
 
+def write_figure(path: str | os.PathLike, fig: Any) -> None:
+    """A matplotlib figure as PNG, atomically; no timestamp, so equal plots give equal bytes."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def _json_safe(value: Any) -> Any:
     """NaN and inf are not JSON: write them as null so every reader can parse the file."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas import layout
-from nas.io import atomic_write_bytes, atomic_write_text, read_json, read_yaml, write_json, write_tsv, write_yaml
+from nas.io import atomic_write_text, read_json, read_yaml, write_json, write_figure, write_tsv, write_yaml
 from nas.search import COLUMNS, fitness
 from nas.steps import load_history, load_run
 
@@ -97,8 +97,6 @@ def summarise(run: dict[str, Any], rows: Sequence[dict[str, Any]], generations: 
 
 
 def plot_progress(rows: Sequence[dict[str, Any]], title: str, path: str | Path) -> None:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,10 +117,7 @@ def plot_progress(rows: Sequence[dict[str, Any]], title: str, path: str | Path) 
 
     fig.colorbar(points, ax=ax, label="generation", ticks=MaxNLocator(integer=True))
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    write_figure(path, fig)
 
 
 def report(rdir: str | Path, generations: int) -> dict[str, Any]:

@@ -43,6 +43,17 @@ def truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def detected_then_re_made(work: Path, message: str, reference: str) -> str:
+    """One snakemake fails naming the damage; the next ends as the undamaged
+    search. Returns the second one's output."""
+    failed = snakemake(work, "--configfile", "config.yaml", check=False)
+    assert failed.returncode != 0
+    assert message in failed.stderr + failed.stdout
+    again = snakemake(work, "--configfile", "config.yaml")
+    assert (work / RUN / "history.tsv").read_text() == reference
+    return again.stdout + again.stderr
+
+
 def test_truncated_metrics_are_re_made(tmp_path: Path, table: Path, reference: str) -> None:
     work = tmp_path / "work"
     work.mkdir()
@@ -56,14 +67,9 @@ def test_truncated_metrics_are_re_made(tmp_path: Path, table: Path, reference: s
     for path in (layout.table(RUN, 2), *REPORT):
         (work / path).unlink()
 
-    failed = snakemake(work, "--configfile", "config.yaml", check=False)
-    assert failed.returncode != 0
-    assert f"{layout.metrics(RUN, 2, 2)}: truncated or not valid JSON" in failed.stderr + failed.stdout
-    assert not metrics.exists() and metrics.with_name("metrics.json.corrupt").exists()
-
-    again = snakemake(work, "--configfile", "config.yaml")
-    assert "rule train:" in again.stdout + again.stderr
-    assert (work / RUN / "history.tsv").read_text() == reference
+    output = detected_then_re_made(work, f"{layout.metrics(RUN, 2, 2)}: truncated or not valid JSON", reference)
+    assert "rule train:" in output
+    assert metrics.with_name("metrics.json.corrupt").exists()
 
 
 def test_corrupt_state_is_re_made(tmp_path: Path, table: Path, reference: str) -> None:
@@ -75,13 +81,8 @@ def test_corrupt_state_is_re_made(tmp_path: Path, table: Path, reference: str) -
     state.write_text('{"population": [')
     config(work, table, 3)  # extend the run: propose 1 reads that state
 
-    failed = snakemake(work, "--configfile", "config.yaml", check=False)
-    assert failed.returncode != 0
-    assert f"{layout.state_dir(RUN, 0)}/state.json: truncated or not valid JSON" in failed.stderr + failed.stdout
+    detected_then_re_made(work, f"{layout.state_dir(RUN, 0)}/state.json: truncated or not valid JSON", reference)
     assert (work / f"{layout.state_dir(RUN, 0)}.corrupt").is_dir()
-
-    snakemake(work, "--configfile", "config.yaml")
-    assert (work / RUN / "history.tsv").read_text() == reference
 
 
 def test_table_cut_at_a_line_end_is_detected(tmp_path: Path, table: Path, reference: str) -> None:
@@ -89,14 +90,9 @@ def test_table_cut_at_a_line_end_is_detected(tmp_path: Path, table: Path, refere
     work.mkdir()
     config(work, table, 3)
     snakemake(work, "--configfile", "config.yaml")
-    table = work / layout.table(RUN, 0)
-    table.write_text("".join(table.read_text().splitlines(keepends=True)[:-1]))
+    cut = work / layout.table(RUN, 0)
+    cut.write_text("".join(cut.read_text().splitlines(keepends=True)[:-1]))
     for path in REPORT:  # as if not yet reported: the report reads every table
         (work / path).unlink()
 
-    failed = snakemake(work, "--configfile", "config.yaml", check=False)
-    assert failed.returncode != 0
-    assert f"{layout.table(RUN, 0)}: 5 rows, expected 6" in failed.stderr + failed.stdout
-
-    snakemake(work, "--configfile", "config.yaml")
-    assert (work / RUN / "history.tsv").read_text() == reference
+    detected_then_re_made(work, f"{layout.table(RUN, 0)}: 5 rows, expected 6", reference)

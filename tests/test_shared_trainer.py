@@ -42,6 +42,13 @@ def result(out: Path) -> tuple[dict, list]:
     return metrics, epochs
 
 
+def server_leaves(socket: Path, within: float = 10) -> bool:
+    deadline = time.time() + within
+    while socket.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    return not socket.exists()
+
+
 def test_jobs_of_one_owner_share_a_server_and_train_as_alone(specs, tmp_path: Path) -> None:
     owner = subprocess.Popen(["sleep", "120"])  # stands for the snakemake process
     try:
@@ -59,11 +66,7 @@ def test_jobs_of_one_owner_share_a_server_and_train_as_alone(specs, tmp_path: Pa
     finally:
         owner.kill()
         owner.wait()
-    # Its owner gone, the server leaves and removes its socket.
-    deadline = time.time() + 10
-    while path.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    assert not path.exists()
+    assert server_leaves(path), "its owner gone, the server should leave and remove its socket"
 
 
 def test_a_killed_job_takes_its_training_along(specs, tmp_path: Path) -> None:
@@ -85,10 +88,7 @@ def test_a_killed_job_takes_its_training_along(specs, tmp_path: Path) -> None:
         # it leaves as soon as the owner does, and no metrics ever appear.
         owner.kill()
         owner.wait()
-        deadline = time.time() + 10
-        while path.exists() and time.time() < deadline:
-            time.sleep(0.05)
-        assert not path.exists()
+        assert server_leaves(path)
         assert not (out / "metrics.json").exists()
     finally:
         owner.kill()
