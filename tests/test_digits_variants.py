@@ -8,12 +8,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from nas.config import ConfigError, resolve_runs
 from nas.meta.features import task_id
 from nas.tasks import TaskError, check, describe, load
 from nas.tasks.digits import resample_matrix, variant
-from tests.conftest import REPO
+from tests.conftest import REPO, nas_cli
 
 BASE = {"name": "digits", "train_size": 200, "val_size": 150}
 
@@ -123,3 +124,17 @@ def test_task_ids_tell_the_variants_apart():
     )]
     assert len(set(ids)) == len(ids)
     assert ids[4] == "digits classes=4,5,6,7,8,9 image_size=6 train_size=300"
+
+
+def test_the_family_experiment_config_passes_the_check(tmp_path):
+    config = tmp_path / "family.yaml"
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "digits_family.py"), "--config-only", str(config),
+                          "--seeds", "2"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    listed = nas_cli("check", str(config), cwd=tmp_path).stdout
+    assert "rot180-noise-warm-s1" in listed and "src-size16" in listed
+    runs = resolve_runs(yaml.safe_load(config.read_text()))
+    targets = {task_id(r) for n, r in runs.items() if "-cold-" in n}
+    sources = {task_id(r) for n, r in runs.items() if n.startswith("src-")}
+    assert len(targets) == 2 and len(sources) == 4 and not targets & sources
+    assert all(runs[n]["warm_start"]["model"] == "results/meta" for n in runs if "-warm-" in n)
