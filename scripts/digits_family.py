@@ -12,7 +12,8 @@ Runs `snakemake` once on it in --workdir (knowledge runs, their task.json,
 the model, then the target runs), then reads each run's history.tsv and
 reports, per target and seed: the cold run's final best validation accuracy,
 after how many trainings the cold run reached it, and after how many the
-warm run did ("not reached" if it never did). Writes a TSV, the mean
+warm run did ("not reached" if it never did), and what each run's best
+architecture scores when trained again with fresh seeds. Writes a TSV, the mean
 best-so-far curves (TSV) and a PNG (cold vs warm, one panel per target).
 """
 
@@ -92,7 +93,27 @@ def reached(curve: list[float], level: float) -> int | None:
     return next((i + 1 for i, v in enumerate(curve) if v >= level), None)
 
 
-def analyse(workdir: Path, config: dict[str, Any], seeds: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+RETRAIN_SEED = 9001
+
+
+def retrained(rdir: Path, seeds: int) -> float | None:
+    """Mean val_acc of the run's best architecture trained again with `seeds` fresh
+    training seeds (same run seed, so the same split): the best of a search is
+    partly a lucky training, and this says how much."""
+    if seeds <= 0:
+        return None
+    from nas.evaluators.train import evaluate
+    from nas.io import read_yaml
+
+    rows = read_tsv(rdir / "history.tsv")
+    best = max(rows, key=fitness)
+    spec = read_yaml(rdir / f"gen_{int(best['generation']):03d}" / "candidates" / f"{best['candidate']}.yaml")
+    accs = [evaluate({**spec, "seed": RETRAIN_SEED + i}, log=lambda _: None).metrics["val_acc"] for i in range(seeds)]
+    return round(float(np.mean(accs)), 2)
+
+
+def analyse(workdir: Path, config: dict[str, Any], seeds: int,
+            retrain: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows, curves = [], {}
     for target in TARGETS:
         cold_curves, warm_curves = [], []
@@ -108,6 +129,8 @@ def analyse(workdir: Path, config: dict[str, Any], seeds: int) -> tuple[list[dic
                 "warm_final": round(warm[-1], 2),
                 "cold_at_half": round(cold[half - 1], 2), "warm_at_half": round(warm[half - 1], 2),
                 "warm_within_half": (reached(warm, final) or math.inf) <= half,
+                "cold_best_retrained": retrained(workdir / "results" / f"{target}-cold-s{seed}", retrain),
+                "warm_best_retrained": retrained(workdir / "results" / f"{target}-warm-s{seed}", retrain),
             })
             cold_curves.append(cold)
             warm_curves.append(warm)
@@ -116,13 +139,19 @@ def analyse(workdir: Path, config: dict[str, Any], seeds: int) -> tuple[list[dic
     return rows, curves
 
 
+def _cell(row: dict[str, Any], column: str) -> str:
+    if row[column] is None:
+        return "not reached" if column.endswith("reached_at") else ""
+    return str(row[column])
+
+
 def write_outputs(rows: list[dict[str, Any]], curves: dict[str, Any], prefix: Path) -> None:
     prefix.parent.mkdir(parents=True, exist_ok=True)
     columns = list(rows[0])
     with open(f"{prefix}.tsv", "w") as f:
         f.write("\t".join(columns) + "\n")
         for row in rows:
-            f.write("\t".join("not reached" if row[c] is None else str(row[c]) for c in columns) + "\n")
+            f.write("\t".join(_cell(row, c) for c in columns) + "\n")
     with open(f"{prefix}_curves.tsv", "w") as f:
         f.write("target\ttrainings\tcold_mean\twarm_mean\n")
         for target, c in curves.items():
@@ -164,6 +193,8 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "meta_digits",
                         help="prefix of the TSV and PNG written (default docs/meta_digits)")
+    parser.add_argument("--retrain-seeds", type=int, default=3,
+                        help="train each run's best architecture again with this many fresh seeds (0: skip)")
     parser.add_argument("--config-only", type=Path, help="write the config there and stop")
     parser.add_argument("--analyse-only", action="store_true", help="read the finished runs of --workdir only")
     args = parser.parse_args()
@@ -172,10 +203,10 @@ def main() -> None:
     if args.config_only:
         args.config_only.write_text(yaml.safe_dump(config, sort_keys=False))
         return
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    config_path = args.workdir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     if not args.analyse_only:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        config_path = args.workdir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"),
                "--directory", str(args.workdir), "--configfile", str(config_path.resolve()),
                "--cores", str(args.cores), "--quiet", "rules"]
@@ -183,12 +214,14 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run(cmd, check=True)
         print(f"snakemake: {time.perf_counter() - start:.0f} s wall", flush=True)
-    rows, curves = analyse(args.workdir, config, args.seeds)
+    rows, curves = analyse(args.workdir, config, args.seeds, args.retrain_seeds)
     write_outputs(rows, curves, args.out)
-    print("target\tseed\tcold final\tcold reached at\twarm reached at\twarm final\tcold@half\twarm@half")
+    print("target\tseed\tcold final\tcold reached at\twarm reached at\twarm final\tcold@half\twarm@half"
+          "\tcold best retrained\twarm best retrained")
     for r in rows:
         print(f"{r['target']}\t{r['seed']}\t{r['cold_final']}\t{r['cold_reached_at']}\t"
-              f"{r['warm_reached_at'] or 'not reached'}\t{r['warm_final']}\t{r['cold_at_half']}\t{r['warm_at_half']}")
+              f"{r['warm_reached_at'] or 'not reached'}\t{r['warm_final']}\t{r['cold_at_half']}\t{r['warm_at_half']}"
+              f"\t{_cell(r, 'cold_best_retrained')}\t{_cell(r, 'warm_best_retrained')}")
     hits = sum(r["warm_within_half"] for r in rows)
     print(f"warm reached the cold run's final best within half the trainings in {hits} of {len(rows)} cases; "
           f"wrote {args.out}.tsv, {args.out}_curves.tsv, {args.out}.png")
