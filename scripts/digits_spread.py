@@ -1,6 +1,7 @@
 """How far apart random cells land on the digits task, against training noise.
 
     python scripts/digits_spread.py --epochs 8 --train-size 300 --cells 16 --seeds 3
+    python scripts/digits_spread.py --task '{rotation: 180, noise: 0.3}'   # a variant of the task
 
 Trains `cells` random NB201 cells (channels 8, one cell per stage) with
 `seeds` training seeds each and prints: the range of the cells' mean
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,6 +38,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--cells", type=int, default=16)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--task", type=yaml.safe_load, default={},
+                        help="digits variant options as YAML, e.g. '{classes: [4, 5, 6], image_size: 6}'")
     args = parser.parse_args()
 
     space_cfg = {"name": "nb201", "channels": 8, "cells_per_stage": 1}
@@ -48,14 +52,14 @@ def main() -> None:
         for s in range(args.seeds):
             spec = {
                 "arch": arch, "space": space_cfg, "seed": 1000 * s + i, "run_seed": 0,
-                "task": {"name": "digits", "train_size": args.train_size, "val_size": 300},
+                "task": {"name": "digits", "train_size": args.train_size, "val_size": 300, **args.task},
                 "training": {"epochs": args.epochs, "batch_size": args.batch_size},
             }
             acc[i, s] = evaluate(spec, log=lambda _: None).metrics["val_acc"]
     seconds = (time.perf_counter() - start) / acc.size
     means = acc.mean(1)
     rho = [np.corrcoef(ranks(acc[:, a]), ranks(acc[:, b]))[0, 1] for a, b in itertools.combinations(range(args.seeds), 2)]
-    print(f"epochs {args.epochs} train_size {args.train_size} batch {args.batch_size}: "
+    print(f"task {args.task or 'plain'}: epochs {args.epochs} train_size {args.train_size} batch {args.batch_size}: "
           f"cells {means.min():.1f}-{means.max():.1f} % (median {np.median(means):.1f}), "
           f"seed noise {acc.std(1).mean():.1f}, rank correlation {np.mean(rho):.2f}, {seconds:.2f} s per training")
 

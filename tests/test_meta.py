@@ -125,6 +125,21 @@ def test_meta_model_ranks_the_planted_architecture_first_and_weights_similar_tas
     assert loaded.predict({"f": 0.1}, archs) == pytest.approx(model.predict({"f": 0.1}, archs), abs=1e-5)
 
 
+def test_with_sparse_knowledge_the_similar_task_s_architectures_come_first():
+    """Each architecture known from one task only (short runs): a similar task's
+    good architectures outrank a dissimilar task's slightly better-scored ones."""
+    knowledge = Knowledge()
+    rng = np.random.default_rng(2)
+    archs = [nb201_arch(ops) for ops in ALL[:60]]
+    for task, features, mine, top in (("near", {"f": 0.0}, archs[:30], 1.5), ("far", {"f": 3.0}, archs[30:], 2.0)):
+        knowledge.tasks[task] = features
+        for i, arch in enumerate(mine):
+            knowledge.values.setdefault(task, {})[arch] = [50.0 + (10 * top if i == 0 else float(rng.normal(0, 5)))]
+    model = MetaModel.build(knowledge, SPACE)
+    assert model.scorer({"f": 0.2}).top(1) == [archs[0]]
+    assert model.scorer({"f": 2.8}).top(1) == [archs[30]]
+
+
 def test_the_predictor_scores_architectures_no_task_evaluated():
     knowledge = Knowledge()
     rng = np.random.default_rng(0)

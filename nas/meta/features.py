@@ -46,8 +46,15 @@ def task_id(run: dict[str, Any]) -> str:
     if evaluator.get("name") == "table":
         return f"table:{Path(evaluator['path']).name}:{evaluator['val_column']}"
     task = run.get("task") or {}
-    options = [f"{k}={task[k]}" for k in sorted(task) if k not in ("name", *NOT_IDENTITY) and task[k] is not None]
+    options = [f"{k}={_option(task[k])}" for k in sorted(task) if k not in ("name", *NOT_IDENTITY) and task[k] is not None]
     return " ".join([str(task.get("name", "?")), *options])
+
+
+def _option(value: Any) -> str:
+    """An option's value in a task id: lists as 4,5,6 (no spaces)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def declared(run: dict[str, Any]) -> dict[str, float]:

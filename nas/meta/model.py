@@ -6,7 +6,13 @@ transfer   each known task is weighted by its similarity to the new one,
            w_t = exp(-d_t^2 / 2), d_t^2 the mean squared difference of the
            standardised task features (every w_t = 1 when no features are
            known); an architecture's transfer score is the weighted mean of
-           its normalised scores over the known tasks that evaluated it.
+           its normalised scores over the known tasks that evaluated it,
+           shrunk towards 0 (the average architecture) by a prior of weight
+           PRIOR: sum_t w_t s_t / (sum_t w_t + PRIOR). Where every known task
+           evaluated every architecture (a benchmark table) this keeps the
+           order; where each architecture is known from one task only (runs of
+           a few dozen trainings each) it is what lets the similarity count,
+           since a plain weighted mean over one task is that task's score.
 predictor  ridge regression of normalised score on (one-hot genes, one-hot
            pairs of genes for spaces of at most PAIR_GENES genes, one-hot genes
            x standardised task features), fitted on every (task, architecture)
@@ -38,6 +44,8 @@ from nas.spaces import SearchSpace, SpaceError, make_space
 
 PAIR_GENES = 8
 RIDGE = 1.0
+# Weight of the prior (score 0) in the transfer score: one identical known task.
+PRIOR = 1.0
 FORMAT = 1
 
 
@@ -160,7 +168,7 @@ class MetaModel:
             for arch, s in self.scores[task].items():
                 total[arch] = total.get(arch, 0.0) + w * s
                 mass[arch] = mass.get(arch, 0.0) + w
-        transfer = {a: total[a] / mass[a] for a in total if mass[a] > 0}
+        transfer = {a: total[a] / (mass[a] + PRIOR) for a in total if mass[a] > 0}
         return Scorer(self, dict(features), transfer, weights)
 
     # -- files ------------------------------------------------------------------------

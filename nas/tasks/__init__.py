@@ -42,6 +42,10 @@ _EXPECTED = {
     "svhn": [["train_32x32.mat", "test_32x32.mat"]],
 }
 DEFAULT_IMAGE_SIZE = 32
+# Options that make a variant of the digits task (nas/tasks/digits.py); other tasks refuse them.
+DIGITS_OPTIONS = ("classes", "rotation", "noise")
+ROTATIONS = (0, 90, 180, 270)
+DIGIT_LABELS = range(10)
 
 
 class TaskError(ValueError):
@@ -70,6 +74,7 @@ def check(cfg: dict[str, Any]) -> None:
         raise TaskError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
     for key in ("train_size", "val_size", "image_size", "test_size"):
         _check_size(cfg, key)
+    _check_digits_options(cfg)
     if name in TORCHVISION_TASKS or name == "image_folder":
         root = root_of(cfg)
         if name == "image_folder" or not cfg.get("download", False):
@@ -87,6 +92,28 @@ def _check_size(cfg: dict[str, Any], key: str) -> None:
     if not (is_number and whole and value > 0):
         kind = "a positive share or count" if key == "test_size" else "a whole number >= 1"
         raise TaskError(f"task.{key} must be {kind}, got {value!r}")
+
+
+def _check_digits_options(cfg: dict[str, Any]) -> None:
+    """classes, rotation, noise: the digits variants' options (see nas/tasks/digits.py)."""
+    given = [k for k in DIGITS_OPTIONS if cfg.get(k) is not None]
+    if cfg.get("name") != "digits":
+        if given:
+            raise TaskError(f"task.{given[0]} is an option of the digits task only, not of {cfg.get('name')!r}")
+        return
+    classes = cfg.get("classes")
+    if classes is not None:
+        if (not isinstance(classes, (list, tuple)) or len(classes) < 2
+                or any(isinstance(c, bool) or not isinstance(c, int) or c not in DIGIT_LABELS for c in classes)
+                or len(set(classes)) != len(classes)):
+            raise TaskError(f"task.classes must be a list of at least 2 distinct digit labels 0-9, got {classes!r}")
+    rotation = cfg.get("rotation")
+    if rotation is not None and (isinstance(rotation, bool) or rotation not in ROTATIONS):
+        raise TaskError(f"task.rotation must be one of {', '.join(map(str, ROTATIONS))} (degrees), got {rotation!r}")
+    noise = cfg.get("noise")
+    if noise is not None and (isinstance(noise, bool) or not isinstance(noise, (int, float))
+                              or not 0 <= noise < float("inf")):
+        raise TaskError(f"task.noise must be a number >= 0 (std of pixel noise, pixels in [0, 1]), got {noise!r}")
 
 
 def root_of(cfg: dict[str, Any]) -> Path:
@@ -127,6 +154,9 @@ def describe(cfg: dict[str, Any]) -> TaskInfo:
     if name not in _SHAPES:
         raise TaskError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
     shape, classes = _SHAPES[name]
+    if name == "digits":
+        size = int(cfg.get("image_size") or shape[1])
+        return TaskInfo(name, (1, size, size), len(cfg.get("classes") or range(classes)))
     return TaskInfo(name, shape, classes)
 
 

@@ -1,4 +1,16 @@
-"""scikit-learn's bundled 8x8 handwritten digits: the task that needs no download."""
+"""scikit-learn's bundled 8x8 handwritten digits: the task that needs no download.
+
+Variants of it (a family of related tasks for meta-learning) come from task options,
+applied in this order to the images (pixels scaled to [0, 1]) before the splits:
+
+    classes     keep these digit labels only, relabelled 0..k-1 in the order given
+    rotation    0, 90, 180 or 270 degrees counter-clockwise (exact: np.rot90)
+    image_size  resample to N x N (area average to shrink, bilinear to grow)
+    noise       add Gaussian pixel noise of this std, drawn with a fixed seed:
+                the same noisy images for every run seed and candidate
+
+Normalisation then uses the training images' statistics, as for the plain task.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +21,52 @@ import numpy as np
 from nas.tasks import Splits, TaskError, describe
 from nas.tasks.splits import cap, hold_out
 
-# A fixed third of the 1,797 images is the test split, whatever the run seed.
+# A fixed third of the images is the test split, whatever the run seed.
 TEST_SHARE = 1 / 3
 TEST_SEED = 0
 DEFAULT_VAL_SIZE = 300
+NOISE_SEED = 12345
+SIZE = 8
+
+
+def resample_matrix(src: int, dst: int) -> np.ndarray:
+    """(dst, src) weights that resample one axis: area average when shrinking,
+    bilinear (pixel centres aligned, edges clamped) when growing; rows sum to 1."""
+    m = np.zeros((dst, src))
+    scale = src / dst
+    for i in range(dst):
+        if dst <= src:  # each output pixel averages the source interval it covers
+            lo, hi = i * scale, (i + 1) * scale
+            for j in range(int(np.floor(lo)), int(np.ceil(hi))):
+                m[i, j] = min(hi, j + 1) - max(lo, j)
+        else:
+            x = min(max((i + 0.5) * scale - 0.5, 0.0), src - 1.0)
+            j = int(np.floor(x))
+            frac = x - j
+            m[i, j] += 1 - frac
+            if frac > 0:
+                m[i, j + 1] += frac
+    return m / m.sum(1, keepdims=True)
+
+
+def variant(images: np.ndarray, labels: np.ndarray, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The task options applied to all images (N x 8 x 8, in [0, 1]) and labels."""
+    classes = cfg.get("classes")
+    if classes:
+        keep = np.isin(labels, classes)
+        relabel = {c: i for i, c in enumerate(classes)}
+        images, labels = images[keep], np.array([relabel[int(y)] for y in labels[keep]], dtype=np.int64)
+    rotation = int(cfg.get("rotation") or 0)
+    if rotation:
+        images = np.rot90(images, k=rotation // 90, axes=(1, 2))
+    size = int(cfg.get("image_size") or SIZE)
+    if size != images.shape[1]:
+        m = resample_matrix(images.shape[1], size)
+        images = np.einsum("ij,njk,lk->nil", m, images, m)
+    noise = float(cfg.get("noise") or 0.0)
+    if noise:
+        images = images + np.random.default_rng(NOISE_SEED).normal(0.0, noise, images.shape)
+    return np.ascontiguousarray(images, dtype=np.float32), labels
 
 
 def load_digits_splits(cfg: dict[str, Any], seed: int) -> Splits:
@@ -21,8 +75,7 @@ def load_digits_splits(cfg: dict[str, Any], seed: int) -> Splits:
     from torch.utils.data import TensorDataset
 
     data = load_digits()
-    images = data.images.astype(np.float32) / 16.0
-    labels = data.target.astype(np.int64)
+    images, labels = variant(data.images.astype(np.float32) / 16.0, data.target.astype(np.int64), cfg)
     rest, test = hold_out(len(labels), int(len(labels) * TEST_SHARE), TEST_SEED)
     val_size = int(cfg.get("val_size") or DEFAULT_VAL_SIZE)
     try:
