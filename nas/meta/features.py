@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nas import layout
-from nas.io import ArtefactError, read_json, write_json
+from nas.io import CorruptArtefact, read_json, write_json
 
 # Computed features, in this order. Sizes enter as logarithms: 1,000 and
 # 2,000 images differ as much as 10,000 and 20,000.
@@ -140,7 +140,7 @@ def read_task(path: str | Path) -> dict[str, Any]:
     record = read_json(path)
     if not isinstance(record, dict) or not isinstance(record.get("task"), str) \
             or not isinstance(record.get("features"), dict):
-        raise ArtefactError(f"{path}: expected {{'task': ..., 'features': {{...}}}}; delete it and re-run")
+        raise CorruptArtefact(path, "expected {'task': ..., 'features': {...}}")
     return record
 
 

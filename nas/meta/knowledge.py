@@ -29,7 +29,7 @@ import numpy as np
 
 from nas import layout
 from nas.evaluators.table import TableError, _delimiter
-from nas.io import ArtefactError, read_json, read_tsv, write_json, write_tsv
+from nas.io import CorruptArtefact, read_json, read_tsv, write_json, write_tsv
 from nas.meta.features import read_task, task_json
 
 CLIP = 3.0
@@ -142,7 +142,7 @@ def read_knowledge(folder: str | Path) -> tuple[dict[str, dict[str, float]], dic
     folder = Path(folder)
     tasks = read_json(folder / "tasks.json")
     if not isinstance(tasks, dict):
-        raise ArtefactError(f"{folder / 'tasks.json'}: expected {{task: features}}")
+        raise CorruptArtefact(folder / "tasks.json", "expected {task: features}")
     scores: dict[str, dict[str, float]] = {t: {} for t in tasks}
     for row in read_tsv(folder / "knowledge.tsv"):
         scores.setdefault(row["task"], {})[row["arch"]] = float(row["score"])

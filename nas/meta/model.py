@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas.io import ArtefactError, read_json, write_json
+from nas.io import ArtefactError, CorruptArtefact, read_json, write_json
 from nas.meta.knowledge import CLIP, Knowledge, read_knowledge
 from nas.spaces import SearchSpace, SpaceError, make_space
 
@@ -194,7 +194,7 @@ class MetaModel:
         d = read_json(path)
         keys = ("format", "space", "features", "feature_mean", "feature_std", "offset", "weights")
         if not isinstance(d, dict) or any(k not in d for k in keys) or d["format"] != FORMAT:
-            raise ArtefactError(f"{path}: not a meta-model (format {FORMAT}); rebuild it")
+            raise CorruptArtefact(path, f"not a meta-model (format {FORMAT})")
         tasks, scores = read_knowledge(folder)
         return cls(d["space"], tasks, scores, d["features"], d["feature_mean"], d["feature_std"], d["weights"],
                    float(d["offset"]))
