@@ -202,12 +202,14 @@ def _meta(args: argparse.Namespace) -> None:
         model = build(args.out, runs=args.runs, results=args.results, tables=section.get("tables") or [],
                       space=space)
         print(f"{args.out}: {len(model.scores)} tasks, "
-              f"{sum(len(s) for s in model.scores.values())} (task, architecture) scores")
+              f"{sum(len(s) for s in model.scores.values())} (task, architecture) scores; "
+              f"predictor: {'+'.join(model.encoding)}, ridge {model.ridge:g} (cross-validated)")
     elif args.meta_command == "rank":
         from nas.meta.model import load_model
 
         scorer = load_model(args.model).scorer({k: float(v) for k, v in _yaml_mapping(args.features).items()})
         for task, w in scorer.weights.items():
             print(f"# weight {w:.3f} {task}")
-        for arch in scorer.top(args.top):
-            print(f"{scorer.transfer[arch]:.3f}\t{arch}")
+        top = scorer.top(args.top)
+        for arch, score in zip(top, scorer.score(top)):
+            print(f"{score:.3f}\t{'known' if scorer.known(arch) else 'predicted'}\t{arch}")

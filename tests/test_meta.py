@@ -47,6 +47,21 @@ def test_data_task_features_are_complete_and_deterministic():
     assert smaller["log_train"] == pytest.approx(math.log(100)) and smaller["embed_0"] != first["embed_0"]
 
 
+def test_pixel_statistics_ignore_normalisation_and_see_pixel_noise():
+    import torch
+
+    from nas.meta.features import pixel_statistics
+
+    gray = torch.rand(20, 8, 8).cumsum(2)  # smooth along rows
+    stats = pixel_statistics(gray)
+    assert pixel_statistics(3 * gray - 7) == pytest.approx(stats, abs=1e-4)
+    noisy = pixel_statistics(gray + torch.randn(20, 8, 8, generator=torch.Generator().manual_seed(0)))
+    assert noisy["neighbour_corr"] < stats["neighbour_corr"] - 0.1
+    run = {"name": "r", "seed": 0, "task": {"name": "digits", "val_size": 300}}
+    clean, digits_noisy = computed(run), computed({**run, "task": {**run["task"], "noise": 0.3}})
+    assert digits_noisy["neighbour_corr"] < clean["neighbour_corr"] - 0.1
+
+
 def test_task_ids_and_declared_features(nb201_table):
     run = table_run(nb201_table, task={"name": "digits", "features": {"log_classes": 2.0}})
     record = task_record(run)
@@ -151,10 +166,67 @@ def test_the_predictor_scores_architectures_no_task_evaluated():
                 knowledge.values.setdefault(task, {})[nb201_arch(ops)] = [synthetic_score(ops) + rng.normal()]
     scorer = MetaModel.build(knowledge, SPACE).scorer({})
     archs = [nb201_arch(ops) for ops in held_out]
-    assert not any(a in scorer.transfer for a in archs)
+    assert not any(scorer.known(a) for a in archs)
     predicted = scorer.score(archs)
     truth = [synthetic_score(ops) for ops in held_out]
     assert np.corrcoef(predicted, truth)[0, 1] > 0.9
+
+
+def _knowledge(tasks, value):
+    """Knowledge of `tasks` ({task: architectures}) with value(task, ops, rng) each."""
+    rng = np.random.default_rng(3)
+    knowledge = Knowledge()
+    for task, opss in tasks.items():
+        knowledge.tasks[task] = {}
+        for ops in opss:
+            knowledge.values.setdefault(task, {})[nb201_arch(ops)] = [value(task, ops, rng)]
+    return knowledge
+
+
+def _truth_correlation(model, truth):
+    from nas.meta.model import _spearman
+
+    return _spearman(model.predict({}, [nb201_arch(ops) for ops in ALL]), np.array([truth(ops) for ops in ALL]))
+
+
+def test_cross_validation_picks_a_rich_predictor_for_dense_clean_knowledge():
+    def pairs(ops):  # gene effects plus an interaction of the first and last edge
+        return synthetic_score(ops) + (8.0 if ops[0] == ops[5] else 0.0)
+
+    model = MetaModel.build(_knowledge({t: ALL for t in "abc"}, lambda t, ops, rng: pairs(ops) + rng.normal()), SPACE)
+    assert "pairs" in model.encoding and model.ridge <= 10
+    assert len(model.selection) == 2 * 2 * 5  # weightings x encodings (no task features) x ridges
+    assert _truth_correlation(model, pairs) > 0.95
+
+
+def test_cross_validation_keeps_the_predictor_of_sparse_noisy_knowledge_plain():
+    """A few noisy trainings per task: the chosen predictor (plain genes) ranks the space better
+    than the richest encoding with a weak ridge fitted on the same rows."""
+    rng = np.random.default_rng(4)
+    tasks = {t: [ALL[i] for i in rng.choice(len(ALL), 25, replace=False)] for t in "abcd"}
+    knowledge = _knowledge(tasks, lambda t, ops, rng: synthetic_score(ops) + rng.normal(0, 12))
+    model = MetaModel.build(knowledge, SPACE)
+    rich = MetaModel.build(knowledge, SPACE)
+    rich.encoding, rich.weighting, rich.ridge = ("genes", "pairs"), "exp", 0.1
+    from nas.meta.model import _Rows, _System
+
+    columns = rich._columns()
+    mask = np.concatenate([columns[b] for b in rich.encoding])
+    rich.weights, rich.offset = _System(_Rows.join(rich._rows()), "exp").solve(mask, 0.1)
+    chosen, weak = _truth_correlation(model, synthetic_score), _truth_correlation(rich, synthetic_score)
+    assert model.encoding == ("genes",) and chosen > 0.6 and chosen > weak + 0.1
+
+
+def test_an_architecture_no_task_evaluated_can_be_a_seed_and_known_scores_are_shrunk_to_the_prediction():
+    best = ["nor_conv_3x3"] * 6  # the synthetic landscape's best, left out of the knowledge
+    rest = [ops for ops in ALL[::7] if ops != best]  # a sample of the space: none of its best cells
+    knowledge = _knowledge({"a": rest, "b": rest}, lambda t, ops, rng: synthetic_score(ops) + rng.normal(0, 0.5))
+    scorer = MetaModel.build(knowledge, SPACE).scorer({})
+    assert not scorer.known(nb201_arch(best)) and scorer.top(1) == [nb201_arch(best)]
+    arch = nb201_arch(rest[100])
+    observed = scorer.total[arch] / scorer.mass[arch]
+    predicted = scorer.model.predict({}, [arch])[0]
+    assert scorer.score([arch])[0] == pytest.approx((2 * observed + predicted) / 3)
 
 
 # -- warm start ---------------------------------------------------------------------------------

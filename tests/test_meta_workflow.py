@@ -67,5 +67,5 @@ def test_workflow_builds_the_meta_model_and_warm_starts_a_run(tmp_path):
     assert [r["origin"] for r in rows[:4]] == ["meta"] * 4
     ranked = nas_cli("meta", "rank", str(tmp_path / "results/meta"), "--features", "{f: 0.2}", "--top", "4",
                      cwd=tmp_path).stdout
-    assert [line.split("\t")[1] for line in ranked.splitlines() if not line.startswith("#")] == \
+    assert [line.split("\t")[-1] for line in ranked.splitlines() if not line.startswith("#")] == \
         [r["arch"] for r in rows[:4]]

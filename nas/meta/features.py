@@ -25,7 +25,11 @@ from nas.io import CorruptArtefact, read_json, write_json
 # Computed features, in this order. Sizes enter as logarithms: 1,000 and
 # 2,000 images differ as much as 10,000 and 20,000.
 SHAPE_FEATURES = ("log_train", "log_classes", "channels", "log_pixels")
-STAT_FEATURES = ("pixel_mean", "pixel_std", "contrast", "label_entropy")
+# Pixel statistics that do not change when the pixels are shifted and scaled:
+# loaders normalise images, so a mean or a std would be the same (0, 1) for
+# every task. Neighbour correlation falls with pixel noise and rises with
+# resolution; skewness and kurtosis tell sparse strokes from textured images.
+STAT_FEATURES = ("neighbour_corr", "pixel_skew", "pixel_kurtosis", "label_entropy")
 EMBED_DIM = 8
 EMBED_FEATURES = tuple(f"embed_{i}" for i in range(EMBED_DIM))
 FEATURES = SHAPE_FEATURES + STAT_FEATURES + EMBED_FEATURES
@@ -86,14 +90,32 @@ def computed(run: dict[str, Any]) -> dict[str, float]:
     p = counts[counts > 0] / counts.sum()
     entropy = float(-(p * p.log()).sum()) / math.log(max(splits.info.num_classes, 2))
     features = shape_features(len(train), splits.info.num_classes, splits.info.input_shape)
-    features.update(
-        pixel_mean=float(images.mean()),
-        pixel_std=float(images.std()),
-        contrast=float(images.flatten(1).std(1).mean()),
-        label_entropy=entropy,
-    )
+    features.update(pixel_statistics(images.mean(1)), label_entropy=entropy)
     features.update(zip(EMBED_FEATURES, embed(images).tolist()))
     return {k: round(v, 6) for k, v in features.items()}
+
+
+def pixel_statistics(gray: "torch.Tensor") -> dict[str, float]:
+    """Shift- and scale-invariant statistics of (N, H, W) grey images."""
+    import torch
+
+    def corr(a: torch.Tensor, b: torch.Tensor) -> float:
+        a, b = a.flatten() - a.mean(), b.flatten() - b.mean()
+        denominator = float(a.norm() * b.norm())
+        return float(a @ b) / denominator if denominator > 0 else 0.0
+
+    pairs = []
+    if gray.shape[2] > 1:
+        pairs.append(corr(gray[:, :, 1:], gray[:, :, :-1]))
+    if gray.shape[1] > 1:
+        pairs.append(corr(gray[:, 1:, :], gray[:, :-1, :]))
+    z = gray.flatten()
+    z = (z - z.mean()) / (z.std() + 1e-8)
+    return {
+        "neighbour_corr": sum(pairs) / len(pairs) if pairs else 0.0,
+        "pixel_skew": float((z ** 3).mean()),
+        "pixel_kurtosis": float((z ** 4).mean() - 3.0),
+    }
 
 
 def embed(images: "torch.Tensor") -> "torch.Tensor":

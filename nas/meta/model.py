@@ -2,36 +2,49 @@
 
 Two parts, both fitted on the knowledge base (nas/meta/knowledge.py):
 
+predictor  ridge regression of normalised score on an encoding of the
+           architecture (and of the task), fitted on every (task,
+           architecture) row. How rich the encoding is, how the rows are
+           weighted (exp(score), which spends the fit on the good
+           architectures, or uniformly, which noisy single trainings may
+           prefer) and how strong the ridge is are chosen by
+           leave-one-task-out cross-validation on the knowledge itself (5-fold
+           over architectures when there is one task): mean Spearman
+           correlation on the held-out task, the simpler candidate winning
+           ties. The encodings, from simple to rich: one-hot genes; + one-hot
+           genes x standardised task features; + one-hot pairs of genes
+           (spaces of at most PAIR_GENES genes); + both. The choice and the
+           whole cross-validation table are in model.json.
 transfer   each known task is weighted by its similarity to the new one,
            w_t = exp(-d_t^2 / 2), d_t^2 the mean squared difference of the
            standardised task features (every w_t = 1 when no features are
-           known); an architecture's transfer score is the weighted mean of
-           its normalised scores over the known tasks that evaluated it,
-           shrunk towards 0 (the average architecture) by a prior of weight
-           PRIOR: sum_t w_t s_t / (sum_t w_t + PRIOR). Where every known task
-           evaluated every architecture (a benchmark table) this keeps the
-           order; where each architecture is known from one task only (runs of
-           a few dozen trainings each) it is what lets the similarity count,
-           since a plain weighted mean over one task is that task's score.
-predictor  ridge regression of normalised score on (one-hot genes, one-hot
-           pairs of genes for spaces of at most PAIR_GENES genes, one-hot genes
-           x standardised task features), fitted on every (task, architecture)
-           row with weight exp(score), so that it orders the good
-           architectures well rather than the poor ones. It scores
-           architectures no related task evaluated.
+           known). An architecture's score is its known normalised scores,
+           weighted, shrunk towards the predictor's score for it by a prior
+           worth PRIOR identical tasks:
+               (sum_t w_t s_t + PRIOR * predicted) / (sum_t w_t + PRIOR)
+           over the known tasks t that evaluated it; an architecture no known
+           task evaluated scores its prediction. One formula for both cases:
+           where every known task evaluated every architecture (a benchmark
+           table) the observations dominate; where each architecture is known
+           from one noisy training on one task, the prediction (what the
+           architecture's genes did across all tasks) tempers it, and the
+           similarity decides how far a task's observation counts.
 
-Scorer.score(archs): the transfer score where some known task evaluated the
-architecture, the predictor's otherwise (both in normalised-score units).
-Scorer.top(k): the k best known architectures.
+Scorer.score(archs): that score. Scorer.top(k): the k best-scored among the
+known architectures and the space's (all of it when it has at most
+ENUMERATE architectures, else SAMPLE random ones), so an architecture no
+task evaluated but whose genes did well everywhere can be a seed.
 
-Saved as model.json (space, feature statistics, predictor weights) next to
-the knowledge base's knowledge.tsv and tasks.json: plain text, no pickle.
+Saved as model.json (space, feature statistics, the chosen encoding, the
+predictor weights, the cross-validation table) next to the knowledge base's
+knowledge.tsv and tasks.json: plain text, no pickle.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,17 +56,25 @@ from nas.meta.knowledge import CLIP, Knowledge, read_knowledge
 from nas.spaces import SearchSpace, SpaceError, make_space
 
 PAIR_GENES = 8
-RIDGE = 1.0
-# Weight of the prior (score 0) in the transfer score: one identical known task.
+# Encodings tried by the cross-validation, simplest first (ties go to the simpler).
+ENCODINGS: tuple[tuple[str, ...], ...] = (("genes",), ("genes", "task"), ("genes", "pairs"),
+                                         ("genes", "pairs", "task"))
+RIDGES = (1000.0, 100.0, 10.0, 1.0, 0.1)  # strongest first, for the same reason
+WEIGHTINGS = ("exp", "uniform")  # of the rows in the fit (_System)
+CV_FOLDS = 5  # over architectures, when the knowledge has a single task
+# Weight of the prediction in an architecture's score: one identical known task.
 PRIOR = 1.0
-FORMAT = 1
+ENUMERATE = 20_000
+SAMPLE = 5_000
+FORMAT = 2
 
 
 class MetaModel:
     def __init__(
         self, space: dict[str, Any], tasks: dict[str, dict[str, float]], scores: dict[str, dict[str, float]],
         names: Sequence[str], mean: Sequence[float], std: Sequence[float], weights: Sequence[float] | None,
-        offset: float,
+        offset: float, encoding: Sequence[str] = ("genes",), weighting: str = "exp", ridge: float = 1.0,
+        selection: Sequence[dict[str, Any]] = (),
     ) -> None:
         self.space_cfg = dict(space)
         self.space: SearchSpace = make_space(self.space_cfg)
@@ -64,11 +85,16 @@ class MetaModel:
         self.std = np.asarray(std, dtype=float)
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
         self.offset = offset
+        self.encoding = tuple(encoding)
+        self.weighting = weighting
+        self.ridge = float(ridge)
+        self.selection = list(selection)
+        self._candidates: list[str] | None = None
 
     # -- building -------------------------------------------------------------------
 
     @classmethod
-    def build(cls, knowledge: Knowledge, space: dict[str, Any], ridge: float = RIDGE) -> "MetaModel":
+    def build(cls, knowledge: Knowledge, space: dict[str, Any]) -> "MetaModel":
         scores = knowledge.scores()
         names = sorted({k for f in knowledge.tasks.values() for k in f})
         table = np.array([[knowledge.tasks[t].get(k, np.nan) for k in names] for t in sorted(scores)]).reshape(
@@ -77,28 +103,62 @@ class MetaModel:
         std = np.array([np.nanstd(c) if np.isfinite(c).sum() > 1 else 0.0 for c in table.T]) if names else np.zeros(0)
         std = np.where(std > 1e-12, std, 1.0)
         model = cls(space, knowledge.tasks, scores, names, mean, std, None, 0.0)
-        model._fit(ridge)
+        model._fit()
         return model
 
-    def _fit(self, ridge: float) -> None:
-        x_parts, y_parts = [], []
-        for task, archs in sorted(self.scores.items()):
-            genomes, y = self._parse(list(archs)), np.array(list(archs.values()))
-            keep = [i for i, g in enumerate(genomes) if g is not None]
-            if not keep:
-                continue
-            x_parts.append(self._encode([genomes[i] for i in keep], self.standardise(self.tasks.get(task, {}))))
-            y_parts.append(y[keep])
-        if not x_parts:
+    def _fit(self) -> None:
+        """Choose encoding, row weighting and ridge by cross-validation, then fit on everything."""
+        rows = self._rows()
+        if not rows:
             self.weights, self.offset = None, 0.0
             return
-        x, y = np.concatenate(x_parts), np.concatenate(y_parts)
-        # Weighted least squares, weight exp(score): the fit is spent on the good
-        # architectures, whose order a search needs, not on the many poor ones.
-        w = np.exp(y)
-        self.offset = float(np.average(y, weights=w))
-        xw = x * w[:, None]
-        self.weights = np.linalg.solve(xw.T @ x + ridge * np.eye(x.shape[1]), xw.T @ (y - self.offset))
+        columns = self._columns()
+        encodings = [e for e in ENCODINGS if all(b in columns for b in e)]
+        folds = _folds(rows)
+        self.selection = []
+        best: tuple[float, tuple[str, ...], str, float] | None = None
+        for weighting in WEIGHTINGS:
+            systems = [(_System(train, weighting), test) for train, test in folds]
+            for encoding in encodings:
+                mask = np.concatenate([columns[b] for b in encoding])
+                for ridge in RIDGES:
+                    rhos = []
+                    for system, test in systems:
+                        weights, offset = system.solve(mask, ridge)
+                        rhos.append(_spearman(test.x[:, mask] @ weights + offset, test.y))
+                    rho = float(np.nanmean(rhos)) if np.isfinite(rhos).any() else math.nan
+                    self.selection.append({"encoding": list(encoding), "weighting": weighting, "ridge": ridge,
+                                           "spearman": None if math.isnan(rho) else round(rho, 4)})
+                    if best is None or (math.isfinite(rho) and (math.isnan(best[0]) or rho > best[0] + 1e-9)):
+                        best = (rho, encoding, weighting, ridge)
+        assert best is not None
+        _, self.encoding, self.weighting, self.ridge = best
+        mask = np.concatenate([columns[b] for b in self.encoding])
+        self.weights, self.offset = _System(_Rows.join(rows), self.weighting).solve(mask, self.ridge)
+
+    def _rows(self) -> list["_Rows"]:
+        """One block of (encoded architecture, score) rows per known task, every column encoded."""
+        out = []
+        for task, archs in sorted(self.scores.items()):
+            genomes, y = self._parse(list(archs)), np.array(list(archs.values()), dtype=float)
+            keep = [i for i, g in enumerate(genomes) if g is not None]
+            if keep:
+                x = self._encode([genomes[i] for i in keep], self.standardise(self.tasks.get(task, {})), "all")
+                out.append(_Rows(x, y[keep]))
+        return out
+
+    def _columns(self) -> dict[str, np.ndarray]:
+        """Column indices of each block of the full encoding."""
+        cards = self.space.cardinalities()
+        genes = int(sum(cards))
+        pairs = sum(cards[i] * cards[j] for i in range(len(cards)) for j in range(i + 1, len(cards))) \
+            if len(cards) <= PAIR_GENES else 0
+        out = {"genes": np.arange(genes)}
+        if pairs:
+            out["pairs"] = np.arange(genes, genes + pairs)
+        if self.names:
+            out["task"] = np.arange(genes + pairs, genes + pairs + genes * len(self.names))
+        return out
 
     # -- encoding ---------------------------------------------------------------------
 
@@ -117,20 +177,23 @@ class MetaModel:
                 out.append(None)
         return out
 
-    def _encode(self, genomes: Sequence[tuple[int, ...]], task: np.ndarray) -> np.ndarray:
+    def _encode(self, genomes: Sequence[tuple[int, ...]], task: np.ndarray,
+                encoding: Sequence[str] | str) -> np.ndarray:
+        """One-hot genes, then (when asked) pairs of genes, then genes x task features."""
+        blocks = ("genes", "pairs", "task") if encoding == "all" else tuple(encoding)
         cards = self.space.cardinalities()
         offsets = np.concatenate([[0], np.cumsum(cards)[:-1]]).astype(int)
         g = np.asarray(genomes, dtype=int).reshape(len(genomes), len(cards))
         unary = np.zeros((len(g), int(sum(cards))))
         unary[np.arange(len(g))[:, None], offsets + g] = 1.0
         parts = [unary]
-        if len(cards) <= PAIR_GENES:
+        if "pairs" in blocks and len(cards) <= PAIR_GENES:
             for i in range(len(cards)):
                 for j in range(i + 1, len(cards)):
                     pair = np.zeros((len(g), cards[i] * cards[j]))
                     pair[np.arange(len(g)), g[:, i] * cards[j] + g[:, j]] = 1.0
                     parts.append(pair)
-        if len(task):
+        if "task" in blocks and len(task):
             parts.append((unary[:, :, None] * task[None, None, :]).reshape(len(g), -1))
         return np.concatenate(parts, 1)
 
@@ -156,9 +219,22 @@ class MetaModel:
         out = np.full(len(archs), -CLIP)
         keep = [i for i, g in enumerate(genomes) if g is not None]
         if keep and self.weights is not None:
-            x = self._encode([genomes[i] for i in keep], self.standardise(features))
+            x = self._encode([genomes[i] for i in keep], self.standardise(features), self.encoding)
             out[keep] = x @ self.weights + self.offset
         return out
+
+    def candidates(self) -> list[str]:
+        """The space's architectures a ranking looks at besides the known ones:
+        all of them when there are at most ENUMERATE genomes, else SAMPLE random ones."""
+        if self._candidates is None:
+            cards = self.space.cardinalities()
+            if math.prod(cards) <= ENUMERATE:
+                genomes = (g for g in itertools.product(*map(range, cards)) if self.space.is_valid(g))
+            else:
+                rng = np.random.default_rng(0)
+                genomes = (self.space.sample(rng) for _ in range(SAMPLE))
+            self._candidates = sorted({self.space.to_string(self.space.canonical(tuple(g))) for g in genomes})
+        return self._candidates
 
     def scorer(self, features: dict[str, float], exclude: Sequence[str] = ()) -> "Scorer":
         weights = self.similarity(features, exclude)
@@ -168,8 +244,7 @@ class MetaModel:
             for arch, s in self.scores[task].items():
                 total[arch] = total.get(arch, 0.0) + w * s
                 mass[arch] = mass.get(arch, 0.0) + w
-        transfer = {a: total[a] / (mass[a] + PRIOR) for a in total if mass[a] > 0}
-        return Scorer(self, dict(features), transfer, weights)
+        return Scorer(self, dict(features), total, mass, weights)
 
     # -- files ------------------------------------------------------------------------
 
@@ -180,8 +255,12 @@ class MetaModel:
             "features": self.names,
             "feature_mean": [round(float(v), 8) for v in self.mean],
             "feature_std": [round(float(v), 8) for v in self.std],
+            "encoding": list(self.encoding),
+            "weighting": self.weighting,
+            "ridge": self.ridge,
             "offset": self.offset,
             "weights": None if self.weights is None else [round(float(v), 8) for v in self.weights],
+            "selection": self.selection,
         })
 
     @classmethod
@@ -192,12 +271,76 @@ class MetaModel:
             raise ArtefactError(f"{path}: no meta-model there; build it first (python -m nas meta build, "
                                 "or snakemake results/meta/model.json)")
         d = read_json(path)
-        keys = ("format", "space", "features", "feature_mean", "feature_std", "offset", "weights")
+        keys = ("format", "space", "features", "feature_mean", "feature_std", "encoding", "weighting", "ridge",
+                "offset", "weights", "selection")
         if not isinstance(d, dict) or any(k not in d for k in keys) or d["format"] != FORMAT:
-            raise CorruptArtefact(path, f"not a meta-model (format {FORMAT})")
+            raise CorruptArtefact(path, f"not a meta-model of format {FORMAT}")
         tasks, scores = read_knowledge(folder)
         return cls(d["space"], tasks, scores, d["features"], d["feature_mean"], d["feature_std"], d["weights"],
-                   float(d["offset"]))
+                   float(d["offset"]), d["encoding"], d["weighting"], float(d["ridge"]), d["selection"])
+
+
+# -- fitting ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Rows:
+    """Encoded rows (all columns) and their normalised scores."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    @staticmethod
+    def join(parts: Sequence["_Rows"]) -> "_Rows":
+        return _Rows(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]))
+
+
+def _folds(rows: list[_Rows]) -> list[tuple[_Rows, _Rows]]:
+    """Leave one task out; with one task, CV_FOLDS folds over its architectures."""
+    if len(rows) > 1:
+        return [(_Rows.join(rows[:i] + rows[i + 1:]), rows[i]) for i in range(len(rows))]
+    only = rows[0]
+    fold = np.random.default_rng(0).permutation(len(only.y)) % CV_FOLDS
+    return [(_Rows(only.x[fold != k], only.y[fold != k]), _Rows(only.x[fold == k], only.y[fold == k]))
+            for k in range(CV_FOLDS) if (fold == k).any() and (fold != k).any()]
+
+
+class _System:
+    """The normal equations of a weighted ridge fit, built once for all columns so
+    that every encoding (a column subset) and ridge is a cheap solve.
+
+    Weighting `exp`: each row weighs exp(score), so the fit is spent on the good
+    architectures, whose order a search needs, not on the many poor ones; this
+    is what makes the top of a dense benchmark table's prediction good.
+    `uniform`: every row alike, which noisy scores (one short training each) may
+    prefer, since exp(score) gives the luckiest trainings the most say."""
+
+    def __init__(self, rows: _Rows, weighting: str) -> None:
+        w = np.exp(rows.y) if weighting == "exp" else np.ones_like(rows.y)
+        self.offset = float(np.average(rows.y, weights=w))
+        xw = rows.x * w[:, None]
+        self.gram = xw.T @ rows.x
+        self.rhs = xw.T @ (rows.y - self.offset)
+
+    def solve(self, mask: np.ndarray, ridge: float) -> tuple[np.ndarray, float]:
+        gram = self.gram[np.ix_(mask, mask)] + ridge * np.eye(len(mask))
+        return np.linalg.solve(gram, self.rhs[mask]), self.offset
+
+
+def _ranks(v: np.ndarray) -> np.ndarray:
+    """Ranks with ties averaged (many digits accuracies tie)."""
+    _, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - (counts - 1) / 2.0) - 1)[inverse]
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3:
+        return math.nan
+    ra, rb = _ranks(np.asarray(a)), _ranks(np.asarray(b))
+    if ra.std() == 0 or rb.std() == 0:
+        return math.nan
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 @lru_cache(maxsize=4)
@@ -213,25 +356,31 @@ def load_model(folder: str | Path) -> MetaModel:
 
 @dataclass
 class Scorer:
-    """The meta-model's view of one target task."""
+    """The meta-model's view of one target task: known scores, weighted by similarity."""
 
     model: MetaModel
     features: dict[str, float]
-    transfer: dict[str, float]
+    total: dict[str, float]  # arch -> sum_t w_t s_t over the known tasks that evaluated it
+    mass: dict[str, float]  # arch -> sum_t w_t
     weights: dict[str, float]
-    _ranked: list[str] | None = None
+    _ranked: list[str] | None = field(default=None, repr=False)
+
+    def known(self, arch: str) -> bool:
+        return self.mass.get(arch, 0.0) > 0
 
     def score(self, archs: Sequence[str]) -> np.ndarray:
-        out = np.array([self.transfer.get(a, np.nan) for a in archs], dtype=float)
-        unknown = np.isnan(out)
-        if unknown.any():
-            out[unknown] = self.model.predict(self.features, [a for a, u in zip(archs, unknown) if u])
-        return out
+        predicted = self.model.predict(self.features, archs)
+        total = np.array([self.total.get(a, 0.0) for a in archs])
+        mass = np.array([self.mass.get(a, 0.0) for a in archs])
+        return (total + PRIOR * predicted) / (mass + PRIOR)
 
     def ranked(self) -> list[str]:
-        """The known architectures, best transfer score first (ties: by name)."""
+        """Known and candidate architectures, best score first (ties: by name)."""
         if self._ranked is None:
-            self._ranked = [a for a, _ in sorted(self.transfer.items(), key=lambda item: (-item[1], item[0]))]
+            archs = sorted(set(self.model.candidates()) | {a for a in self.mass if self.known(a)})
+            scores = self.score(archs)
+            order = sorted(range(len(archs)), key=lambda i: (-scores[i], archs[i]))
+            self._ranked = [archs[i] for i in order]
         return self._ranked
 
     def top(self, k: int) -> list[str]:
