@@ -2,6 +2,7 @@
 
     python scripts/digits_family.py                       # the experiment of docs/meta.md (~9 min on 2 cores)
     python scripts/digits_family.py --workdir /tmp/fam --seeds 1 --generations 2 --source-generations 1
+    python scripts/digits_family.py --oracle              # and an oracle warm start (below), ~5 min more
     python scripts/digits_family.py --config-only fam.yaml  # write the config, run nothing
 
 Writes ONE config: cold searches on a few source variants of the digits task
@@ -15,6 +16,12 @@ after how many trainings the cold run reached it, and after how many the
 warm run did ("not reached" if it never did), and what each run's best
 architecture scores when trained again with fresh seeds. Writes a TSV, the mean
 best-so-far curves (TSV) and a PNG (cold vs warm, one panel per target).
+
+--oracle asks what a perfect meta-model could do: each target's best cells,
+found by every run on it and trained again with fresh seeds (so their scores
+carry no luck), seed the same warm runs again. Where even these runs do not
+reach the cold runs' final best within half the trainings, the criterion
+measures the luck of single trainings, not the warm start.
 """
 
 from __future__ import annotations
@@ -62,8 +69,8 @@ TARGETS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_config(seeds: int = 5, generations: int = 4, source_generations: int = 3, top: int = 8,
-                 filter: int = 2, population: int = 8, candidates: int = 8) -> dict[str, Any]:
+def build_config(seeds: int = 5, generations: int = 4, source_generations: int = 6, source_seeds: int = 2,
+                 top: int = 8, filter: int = 2, population: int = 8, candidates: int = 8) -> dict[str, Any]:
     """The experiment's config: sources, then per target and seed a cold and a warm run."""
     defaults = copy.deepcopy(DEFAULTS)
     defaults.update(population=population, candidates=candidates, generations=generations)
@@ -72,15 +79,17 @@ def build_config(seeds: int = 5, generations: int = 4, source_generations: int =
     # seed only, so a source with a target's seed would have evaluated exactly
     # the cold target run's first generation.
     for i, (name, options) in enumerate(SOURCES.items()):
-        runs[name] = {"seed": SOURCE_SEED + i, "generations": source_generations,
-                      "task": {**DEFAULTS["task"], **options}}
+        for j in range(source_seeds):
+            runs[f"{name}-s{j}"] = {"seed": SOURCE_SEED + i * source_seeds + j, "generations": source_generations,
+                                    "task": {**DEFAULTS["task"], **options}}
+    sources = list(runs)
     for target, options in TARGETS.items():
         for seed in range(seeds):
             task = {**DEFAULTS["task"], **options}
             runs[f"{target}-cold-s{seed}"] = {"seed": seed, "task": task}
             runs[f"{target}-warm-s{seed}"] = {"seed": seed, "task": copy.deepcopy(task),
                                               "warm_start": {"model": "results/meta", "top": top, "filter": filter}}
-    return {"defaults": defaults, "runs": runs, "meta": {"runs": list(SOURCES)}}
+    return {"defaults": defaults, "runs": runs, "meta": {"runs": sources}}
 
 
 def best_so_far(rdir: Path) -> list[float]:
@@ -96,30 +105,93 @@ def reached(curve: list[float], level: float) -> int | None:
 RETRAIN_SEED = 9001
 
 
-def retrained(rdir: Path, seeds: int) -> float | None:
-    """Mean val_acc of the run's best architecture trained again with `seeds` fresh
-    training seeds (same run seed, so the same split): the best of a search is
-    partly a lucky training, and this says how much."""
-    if seeds <= 0:
-        return None
-    from nas.evaluators.train import evaluate
+def spec_of(rdir: Path, row: dict[str, Any]) -> dict[str, Any]:
     from nas.io import read_yaml
 
-    rows = read_tsv(rdir / "history.tsv")
-    best = max(rows, key=fitness)
-    spec = read_yaml(rdir / f"gen_{int(best['generation']):03d}" / "candidates" / f"{best['candidate']}.yaml")
+    return read_yaml(rdir / f"gen_{int(row['generation']):03d}" / "candidates" / f"{row['candidate']}.yaml")
+
+
+def retrain(spec: dict[str, Any], seeds: int) -> float:
+    """Mean val_acc of the spec trained again with `seeds` fresh training seeds
+    (same run seed, so the same split)."""
+    from nas.evaluators.train import evaluate
+
     accs = [evaluate({**spec, "seed": RETRAIN_SEED + i}, log=lambda _: None).metrics["val_acc"] for i in range(seeds)]
-    return round(float(np.mean(accs)), 2)
+    return float(np.mean(accs))
 
 
-def analyse(workdir: Path, config: dict[str, Any], seeds: int,
-            retrain: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def retrained(rdir: Path, seeds: int) -> float | None:
+    """The run's best architecture trained again: the best of a search is partly
+    a lucky training, and this says how much."""
+    if seeds <= 0:
+        return None
+    best = max(read_tsv(rdir / "history.tsv"), key=fitness)
+    return round(retrain(spec_of(rdir, best), seeds), 2)
+
+
+# -- the oracle: a warm start from the target's own best cells ------------------------------
+
+ORACLE_POOL = 24  # the target's best-scoring distinct cells, over all its runs, trained again
+ORACLE_RETRAIN = 3
+
+
+def oracle_model(workdir: Path, target: str, top: int) -> list[tuple[str, float]]:
+    """A 'meta-model' that knows the target itself: the ORACLE_POOL cells that
+    scored best in any of the target's runs, each trained again ORACLE_RETRAIN
+    times; the mean of those fresh trainings (free of the luck that picked the
+    cells) is its score. Written to results/oracle-{target}/ without a predictor,
+    so it ranks these cells only. Returns the `top` cells with their means."""
+    from nas.io import read_json
+    from nas.meta.knowledge import Knowledge
+    from nas.meta.model import MetaModel
+
+    results = workdir / "results"
+    rows = [(rdir, row) for rdir in sorted(results.glob(f"{target}-*-s*")) if "-oracle-" not in rdir.name
+            for row in read_tsv(rdir / "history.tsv")]
+    rows.sort(key=lambda item: -fitness(item[1]))
+    pool: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for rdir, row in rows:
+        if len(pool) == ORACLE_POOL:
+            break
+        pool.setdefault(row["arch"], (rdir, row))
+    features = read_json(results / f"{target}-cold-s0" / "task.json")["features"]
+    knowledge = Knowledge()
+    means = {}
+    for arch, (rdir, row) in pool.items():
+        means[arch] = retrain(spec_of(rdir, row), ORACLE_RETRAIN)
+        knowledge.add(f"oracle {target}", features, arch, means[arch])
+    model = MetaModel.build(knowledge, DEFAULTS["space"])
+    model.weights = None  # no predictor: only the cells measured here rank
+    folder = results / f"oracle-{target}"
+    knowledge.write(folder)
+    model.save(folder)
+    return sorted(means.items(), key=lambda item: -item[1])[:top]
+
+
+def oracle_config(config: dict[str, Any], seeds: int) -> dict[str, Any]:
+    """The warm runs again, warm-started from the oracle instead of results/meta."""
+    runs = {}
+    for target in TARGETS:
+        for seed in range(seeds):
+            run = copy.deepcopy(config["runs"][f"{target}-warm-s{seed}"])
+            run["warm_start"] = {**run["warm_start"], "model": f"results/oracle-{target}", "filter": 1}
+            runs[f"{target}-oracle-s{seed}"] = run
+    return {"defaults": config["defaults"], "runs": runs}
+
+
+def analyse(workdir: Path, config: dict[str, Any], seeds: int, retrain: int = 0,
+            oracle: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows, curves = [], {}
     for target in TARGETS:
-        cold_curves, warm_curves = [], []
+        cold_curves, warm_curves, oracle_curves = [], [], []
         for seed in range(seeds):
             cold = best_so_far(workdir / "results" / f"{target}-cold-s{seed}")
             warm = best_so_far(workdir / "results" / f"{target}-warm-s{seed}")
+            extra = {}
+            if oracle:
+                curve = best_so_far(workdir / "results" / f"{target}-oracle-s{seed}")
+                oracle_curves.append(curve)
+                extra = {"oracle_reached_at": reached(curve, cold[-1]), "oracle_final": round(curve[-1], 2)}
             final = cold[-1]
             half = len(cold) // 2
             rows.append({
@@ -131,11 +203,13 @@ def analyse(workdir: Path, config: dict[str, Any], seeds: int,
                 "warm_within_half": (reached(warm, final) or math.inf) <= half,
                 "cold_best_retrained": retrained(workdir / "results" / f"{target}-cold-s{seed}", retrain),
                 "warm_best_retrained": retrained(workdir / "results" / f"{target}-warm-s{seed}", retrain),
+                **extra,
             })
             cold_curves.append(cold)
             warm_curves.append(warm)
-        n = min(map(len, cold_curves + warm_curves))
-        curves[target] = {"cold": np.array([c[:n] for c in cold_curves]), "warm": np.array([c[:n] for c in warm_curves])}
+        n = min(map(len, cold_curves + warm_curves + oracle_curves))
+        curves[target] = {kind: np.array([c[:n] for c in group]) for kind, group in
+                          (("cold", cold_curves), ("warm", warm_curves), ("oracle", oracle_curves)) if group}
     return rows, curves
 
 
@@ -152,11 +226,13 @@ def write_outputs(rows: list[dict[str, Any]], curves: dict[str, Any], prefix: Pa
         f.write("\t".join(columns) + "\n")
         for row in rows:
             f.write("\t".join(_cell(row, c) for c in columns) + "\n")
+    kinds = [k for k in ("cold", "warm", "oracle") if all(k in c for c in curves.values())]
     with open(f"{prefix}_curves.tsv", "w") as f:
-        f.write("target\ttrainings\tcold_mean\twarm_mean\n")
+        f.write("\t".join(["target", "trainings", *(f"{k}_mean" for k in kinds)]) + "\n")
         for target, c in curves.items():
-            for i, (a, b) in enumerate(zip(c["cold"].mean(0), c["warm"].mean(0))):
-                f.write(f"{target}\t{i + 1}\t{a:.3f}\t{b:.3f}\n")
+            means = [c[k].mean(0) for k in kinds]
+            for i in range(len(means[0])):
+                f.write("\t".join([target, str(i + 1), *(f"{m[i]:.3f}" for m in means)]) + "\n")
 
     import matplotlib
 
@@ -166,7 +242,9 @@ def write_outputs(rows: list[dict[str, Any]], curves: dict[str, Any], prefix: Pa
     fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4), squeeze=False)
     for ax, (target, c) in zip(axes[0], curves.items()):
         x = np.arange(1, c["cold"].shape[1] + 1)
-        for kind, colour in (("cold", "tab:blue"), ("warm", "tab:orange")):
+        for kind, colour in (("cold", "tab:blue"), ("warm", "tab:orange"), ("oracle", "tab:green")):
+            if kind not in c:
+                continue
             for curve in c[kind]:
                 ax.plot(x, curve, color=colour, alpha=0.25, lw=1)
             ax.plot(x, c[kind].mean(0), color=colour, lw=2.5, label=f"{kind} (mean of {len(c[kind])} seeds)")
@@ -181,13 +259,27 @@ def write_outputs(rows: list[dict[str, Any]], curves: dict[str, Any], prefix: Pa
     plt.close(fig)
 
 
+def snakemake(workdir: Path, config: dict[str, Any], name: str, cores: int) -> None:
+    """One snakemake call on `config` (written to workdir/name) in workdir."""
+    path = workdir / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(path.resolve()), "--cores", str(cores), "--quiet", "rules"]
+    print("$", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    print(f"snakemake: {time.perf_counter() - start:.0f} s wall", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=REPO / "results" / "digits-family",
                         help="snakemake's working directory (its results/ holds every run)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--generations", type=int, default=4, help="of the target runs, cold and warm")
-    parser.add_argument("--source-generations", type=int, default=3)
+    parser.add_argument("--source-generations", type=int, default=6,
+                        help="of each source run (6 x 8 trainings: the default search)")
+    parser.add_argument("--source-seeds", type=int, default=2, help="source runs per source variant")
     parser.add_argument("--top", type=int, default=8, help="warm_start.top")
     parser.add_argument("--filter", type=int, default=2, help="warm_start.filter")
     parser.add_argument("--cores", type=int, default=2)
@@ -195,26 +287,28 @@ def main() -> None:
                         help="prefix of the TSV and PNG written (default docs/meta_digits)")
     parser.add_argument("--retrain-seeds", type=int, default=3,
                         help="train each run's best architecture again with this many fresh seeds (0: skip)")
+    parser.add_argument("--oracle", action="store_true",
+                        help="also warm-start each target's runs from the target's own best cells "
+                             "(retrained; results/oracle-TARGET): what a perfect meta-model could do")
     parser.add_argument("--config-only", type=Path, help="write the config there and stop")
     parser.add_argument("--analyse-only", action="store_true", help="read the finished runs of --workdir only")
     args = parser.parse_args()
 
-    config = build_config(args.seeds, args.generations, args.source_generations, args.top, args.filter)
+    config = build_config(args.seeds, args.generations, args.source_generations, args.source_seeds, args.top,
+                          args.filter)
     if args.config_only:
         args.config_only.write_text(yaml.safe_dump(config, sort_keys=False))
         return
     if not args.analyse_only:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        config_path = args.workdir / "config.yaml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"),
-               "--directory", str(args.workdir), "--configfile", str(config_path.resolve()),
-               "--cores", str(args.cores), "--quiet", "rules"]
-        print("$", " ".join(cmd), flush=True)
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True)
-        print(f"snakemake: {time.perf_counter() - start:.0f} s wall", flush=True)
-    rows, curves = analyse(args.workdir, config, args.seeds, args.retrain_seeds)
+        snakemake(args.workdir, config, "config.yaml", args.cores)
+        if args.oracle:
+            for target in TARGETS:
+                cells = oracle_model(args.workdir, target, args.top)
+                print(f"oracle {target}: " + ", ".join(f"{mean:.2f}" for _, mean in cells)
+                      + f" (mean of {ORACLE_RETRAIN} fresh trainings, the {len(cells)} best of {ORACLE_POOL})")
+            snakemake(args.workdir, oracle_config(config, args.seeds), "oracle.yaml", args.cores)
+    rows, curves = analyse(args.workdir, config, args.seeds, args.retrain_seeds, args.oracle)
     write_outputs(rows, curves, args.out)
     print("target\tseed\tcold final\tcold reached at\twarm reached at\twarm final\tcold@half\twarm@half"
           "\tcold best retrained\twarm best retrained")
@@ -222,6 +316,16 @@ def main() -> None:
         print(f"{r['target']}\t{r['seed']}\t{r['cold_final']}\t{r['cold_reached_at']}\t"
               f"{r['warm_reached_at'] or 'not reached'}\t{r['warm_final']}\t{r['cold_at_half']}\t{r['warm_at_half']}"
               f"\t{_cell(r, 'cold_best_retrained')}\t{_cell(r, 'warm_best_retrained')}")
+    for target, c in curves.items():
+        cold_final = c["cold"][:, -1].mean()
+        for kind in ("warm", "oracle"):
+            if kind in c:
+                at = reached(list(c[kind].mean(0)), cold_final - 1e-9)
+                print(f"{target}: mean of the cold runs' final best {cold_final:.2f}; the {kind} runs' mean best "
+                      f"so far reaches it after {at or 'never'} of {c[kind].shape[1]} trainings")
+    if args.oracle:
+        hits = sum((r["oracle_reached_at"] or math.inf) <= r["trainings"] // 2 for r in rows)
+        print(f"oracle reached the cold run's final best within half the trainings in {hits} of {len(rows)} cases")
     hits = sum(r["warm_within_half"] for r in rows)
     print(f"warm reached the cold run's final best within half the trainings in {hits} of {len(rows)} cases; "
           f"wrote {args.out}.tsv, {args.out}_curves.tsv, {args.out}.png")

@@ -138,3 +138,25 @@ def test_the_family_experiment_config_passes_the_check(tmp_path):
     sources = {task_id(r) for n, r in runs.items() if n.startswith("src-")}
     assert len(targets) == 2 and len(sources) == 4 and not targets & sources
     assert all(runs[n]["warm_start"]["model"] == "results/meta" for n in runs if "-warm-" in n)
+
+
+def test_the_family_oracle_reruns_the_warm_runs_from_the_target_s_own_cells(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import digits_family
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    config = digits_family.build_config(seeds=2, source_seeds=2)
+    assert [n for n in config["runs"] if n.startswith("src-noise")] == ["src-noise-s0", "src-noise-s1"]
+    assert config["meta"]["runs"] == [n for n in config["runs"] if n.startswith("src-")]
+    oracle = digits_family.oracle_config(config, seeds=2)
+    assert sorted(oracle["runs"]) == sorted(f"{t}-oracle-s{s}" for t in digits_family.TARGETS for s in range(2))
+    for name, run in oracle["runs"].items():
+        target, seed = name.split("-oracle-s")
+        warm = config["runs"][f"{target}-warm-s{seed}"]
+        assert run["warm_start"] == {**warm["warm_start"], "model": f"results/oracle-{target}", "filter": 1}
+        assert {k: v for k, v in run.items() if k != "warm_start"} == \
+            {k: v for k, v in warm.items() if k != "warm_start"}
+    path = tmp_path / "oracle.yaml"
+    path.write_text(yaml.safe_dump(oracle))
+    assert "rot180-noise-oracle-s1" in nas_cli("check", str(path), cwd=tmp_path).stdout

@@ -184,9 +184,9 @@ def _knowledge(tasks, value):
 
 
 def _truth_correlation(model, truth):
-    from nas.meta.model import _spearman
+    from nas.meta.model import spearman
 
-    return _spearman(model.predict({}, [nb201_arch(ops) for ops in ALL]), np.array([truth(ops) for ops in ALL]))
+    return spearman(model.predict({}, [nb201_arch(ops) for ops in ALL]), np.array([truth(ops) for ops in ALL]))
 
 
 def test_cross_validation_picks_a_rich_predictor_for_dense_clean_knowledge():

@@ -125,7 +125,7 @@ class MetaModel:
                     rhos = []
                     for system, test in systems:
                         weights, offset = system.solve(mask, ridge)
-                        rhos.append(_spearman(test.x[:, mask] @ weights + offset, test.y))
+                        rhos.append(spearman(test.x[:, mask] @ weights + offset, test.y))
                     rho = float(np.nanmean(rhos)) if np.isfinite(rhos).any() else math.nan
                     self.selection.append({"encoding": list(encoding), "weighting": weighting, "ridge": ridge,
                                            "spearman": None if math.isnan(rho) else round(rho, 4)})
@@ -334,7 +334,7 @@ def _ranks(v: np.ndarray) -> np.ndarray:
     return ((ends - (counts - 1) / 2.0) - 1)[inverse]
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 3:
         return math.nan
     ra, rb = _ranks(np.asarray(a)), _ranks(np.asarray(b))
