@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except _known_errors() as e:
         print(f"error: {e}", file=sys.stderr)
-        if args.command in WORKFLOW_STEPS:
+        if args.command in WORKFLOW_STEPS or getattr(args, "meta_command", None) in META_STEPS:
             _move_aside_if_corrupt(e)
         return 2
 
@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # The steps Snakemake runs: a damaged file they read is moved aside for the
 # next `snakemake` to re-make, never read again.
 WORKFLOW_STEPS = ("propose", "train", "aggregate", "report")
+META_STEPS = ("task", "build")  # python -m nas meta task|build: rules task_features and meta_model
 
 
 def _move_aside_if_corrupt(error: Exception) -> None:

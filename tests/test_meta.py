@@ -108,6 +108,26 @@ def test_knowledge_from_runs_and_a_table(tmp_path):
     assert read_back["digits"] == pytest.approx(digits, abs=1e-6)
 
 
+def test_a_task_json_of_older_features_is_moved_aside_to_be_made_again(tmp_path):
+    from nas.io import CorruptArtefact
+    from nas.meta.features import read_task
+    from tests.conftest import nas_cli
+
+    rdir = fake_run(tmp_path / "results", "r1", "digits", {}, [(ALL[-1], 90.0), (ALL[0], 10.0), (ALL[5], 50.0)])
+    new = ("neighbour_corr", "pixel_skew", "pixel_kurtosis")
+    old = {**{k: 0.5 for k in FEATURES if k not in new}, "pixel_mean": 0.0, "pixel_std": 1.0, "contrast": 1.0}
+    write_json(rdir / "task.json", {"task": "digits", "features": old, "source": "data"})
+    with pytest.raises(CorruptArtefact, match=r"task.json: .*older version's \(no neighbour_corr, pixel_skew, pixel_kurtosis\)"):
+        read_task(rdir / "task.json")
+    # The meta_model rule's command moves it aside; the next snakemake makes it again.
+    out = nas_cli("meta", "build", "--out", "results/meta", cwd=tmp_path, check=False)
+    assert out.returncode == 2 and "older version's" in out.stderr
+    assert not (rdir / "task.json").exists() and (rdir / "task.json.corrupt").exists()
+    declared = {"log_classes": 2.3}  # a table task's task.json has declared features only: not stale
+    write_json(rdir / "task.json", {"task": "t", "features": declared, "source": "config"})
+    assert read_task(rdir / "task.json")["features"] == declared
+
+
 # -- meta-model -------------------------------------------------------------------------------
 
 

@@ -163,6 +163,11 @@ def read_task(path: str | Path) -> dict[str, Any]:
     if not isinstance(record, dict) or not isinstance(record.get("task"), str) \
             or not isinstance(record.get("features"), dict):
         raise CorruptArtefact(path, "expected {'task': ..., 'features': {...}}")
+    missing = [k for k in FEATURES if k not in record["features"]]
+    if record.get("source") == "data" and missing:
+        # Written by an older version whose features differ: comparing it with
+        # today's tasks would mismatch silently, so it is made again instead.
+        raise CorruptArtefact(path, f"its features are an older version's (no {', '.join(missing)})")
     return record
 
 
