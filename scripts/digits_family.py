@@ -41,7 +41,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from nas import layout  # noqa: E402
 from nas.io import read_tsv  # noqa: E402
+from nas.report import best_row, best_so_far  # noqa: E402
 from nas.search import fitness  # noqa: E402
 
 # What every run shares: the default recipe of config/config.yaml.
@@ -92,9 +94,9 @@ def build_config(seeds: int = 5, generations: int = 4, source_generations: int =
     return {"defaults": defaults, "runs": runs, "meta": {"runs": sources}}
 
 
-def best_so_far(rdir: Path) -> list[float]:
-    values = [fitness(row) for row in read_tsv(rdir / "history.tsv")]
-    return list(np.maximum.accumulate(values)) if values else []
+def curve(rdir: Path) -> list[float]:
+    """The run's best validation accuracy so far, after each training."""
+    return best_so_far(read_tsv(layout.history(rdir)))
 
 
 def reached(curve: list[float], level: float) -> int | None:
@@ -108,7 +110,7 @@ RETRAIN_SEED = 9001
 def spec_of(rdir: Path, row: dict[str, Any]) -> dict[str, Any]:
     from nas.io import read_yaml
 
-    return read_yaml(rdir / f"gen_{int(row['generation']):03d}" / "candidates" / f"{row['candidate']}.yaml")
+    return read_yaml(layout.spec(rdir, int(row["generation"]), row["candidate"]))
 
 
 def retrain(spec: dict[str, Any], seeds: int) -> float:
@@ -125,7 +127,7 @@ def retrained(rdir: Path, seeds: int) -> float | None:
     a lucky training, and this says how much."""
     if seeds <= 0:
         return None
-    best = max(read_tsv(rdir / "history.tsv"), key=fitness)
+    best = best_row(read_tsv(layout.history(rdir)))
     return round(retrain(spec_of(rdir, best), seeds), 2)
 
 
@@ -147,7 +149,7 @@ def oracle_model(workdir: Path, target: str, top: int) -> list[tuple[str, float]
 
     results = workdir / "results"
     rows = [(rdir, row) for rdir in sorted(results.glob(f"{target}-*-s*")) if "-oracle-" not in rdir.name
-            for row in read_tsv(rdir / "history.tsv")]
+            for row in read_tsv(layout.history(rdir))]
     rows.sort(key=lambda item: -fitness(item[1]))
     pool: dict[str, tuple[Path, dict[str, Any]]] = {}
     for rdir, row in rows:
@@ -179,19 +181,19 @@ def oracle_config(config: dict[str, Any], seeds: int) -> dict[str, Any]:
     return {"defaults": config["defaults"], "runs": runs}
 
 
-def analyse(workdir: Path, config: dict[str, Any], seeds: int, retrain: int = 0,
+def analyse(workdir: Path, config: dict[str, Any], seeds: int, retrain_seeds: int = 0,
             oracle: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows, curves = [], {}
     for target in TARGETS:
         cold_curves, warm_curves, oracle_curves = [], [], []
         for seed in range(seeds):
-            cold = best_so_far(workdir / "results" / f"{target}-cold-s{seed}")
-            warm = best_so_far(workdir / "results" / f"{target}-warm-s{seed}")
+            cold = curve(workdir / "results" / f"{target}-cold-s{seed}")
+            warm = curve(workdir / "results" / f"{target}-warm-s{seed}")
             extra = {}
             if oracle:
-                curve = best_so_far(workdir / "results" / f"{target}-oracle-s{seed}")
-                oracle_curves.append(curve)
-                extra = {"oracle_reached_at": reached(curve, cold[-1]), "oracle_final": round(curve[-1], 2)}
+                by_oracle = curve(workdir / "results" / f"{target}-oracle-s{seed}")
+                oracle_curves.append(by_oracle)
+                extra = {"oracle_reached_at": reached(by_oracle, cold[-1]), "oracle_final": round(by_oracle[-1], 2)}
             final = cold[-1]
             half = len(cold) // 2
             rows.append({
@@ -201,8 +203,8 @@ def analyse(workdir: Path, config: dict[str, Any], seeds: int, retrain: int = 0,
                 "warm_final": round(warm[-1], 2),
                 "cold_at_half": round(cold[half - 1], 2), "warm_at_half": round(warm[half - 1], 2),
                 "warm_within_half": (reached(warm, final) or math.inf) <= half,
-                "cold_best_retrained": retrained(workdir / "results" / f"{target}-cold-s{seed}", retrain),
-                "warm_best_retrained": retrained(workdir / "results" / f"{target}-warm-s{seed}", retrain),
+                "cold_best_retrained": retrained(workdir / "results" / f"{target}-cold-s{seed}", retrain_seeds),
+                "warm_best_retrained": retrained(workdir / "results" / f"{target}-warm-s{seed}", retrain_seeds),
                 **extra,
             })
             cold_curves.append(cold)
@@ -245,8 +247,8 @@ def write_outputs(rows: list[dict[str, Any]], curves: dict[str, Any], prefix: Pa
         for kind, colour in (("cold", "tab:blue"), ("warm", "tab:orange"), ("oracle", "tab:green")):
             if kind not in c:
                 continue
-            for curve in c[kind]:
-                ax.plot(x, curve, color=colour, alpha=0.25, lw=1)
+            for run_curve in c[kind]:
+                ax.plot(x, run_curve, color=colour, alpha=0.25, lw=1)
             ax.plot(x, c[kind].mean(0), color=colour, lw=2.5, label=f"{kind} (mean of {len(c[kind])} seeds)")
         ax.axvline(len(x) / 2, color="grey", ls=":", lw=1)
         ax.set_title(f"target {target}")

@@ -60,6 +60,7 @@ PAIR_GENES = 8
 ENCODINGS: tuple[tuple[str, ...], ...] = (("genes",), ("genes", "task"), ("genes", "pairs"),
                                          ("genes", "pairs", "task"))
 RIDGES = (1000.0, 100.0, 10.0, 1.0, 0.1)  # strongest first, for the same reason
+BLOCKS = ("genes", "pairs", "task")  # the full encoding, in column order
 WEIGHTINGS = ("exp", "uniform")  # of the rows in the fit (_System)
 CV_FOLDS = 5  # over architectures, when the knowledge has a single task
 # Weight of the prediction in an architecture's score: one identical known task.
@@ -120,7 +121,7 @@ class MetaModel:
         for weighting in WEIGHTINGS:
             systems = [(_System(train, weighting), test) for train, test in folds]
             for encoding in encodings:
-                mask = np.concatenate([columns[b] for b in encoding])
+                mask = self._mask(encoding)
                 for ridge in RIDGES:
                     rhos = []
                     for system, test in systems:
@@ -133,8 +134,8 @@ class MetaModel:
                         best = (rho, encoding, weighting, ridge)
         assert best is not None
         _, self.encoding, self.weighting, self.ridge = best
-        mask = np.concatenate([columns[b] for b in self.encoding])
-        self.weights, self.offset = _System(_Rows.join(rows), self.weighting).solve(mask, self.ridge)
+        self.weights, self.offset = _System(_Rows.join(rows), self.weighting).solve(self._mask(self.encoding),
+                                                                                   self.ridge)
 
     def _rows(self) -> list["_Rows"]:
         """One block of (encoded architecture, score) rows per known task, every column encoded."""
@@ -143,7 +144,7 @@ class MetaModel:
             genomes, y = self._parse(list(archs)), np.array(list(archs.values()), dtype=float)
             keep = [i for i, g in enumerate(genomes) if g is not None]
             if keep:
-                x = self._encode([genomes[i] for i in keep], self.standardise(self.tasks.get(task, {})), "all")
+                x = self._encode([genomes[i] for i in keep], self.standardise(self.tasks.get(task, {})), BLOCKS)
                 out.append(_Rows(x, y[keep]))
         return out
 
@@ -159,6 +160,11 @@ class MetaModel:
         if self.names:
             out["task"] = np.arange(genes + pairs, genes + pairs + genes * len(self.names))
         return out
+
+    def _mask(self, encoding: Sequence[str]) -> np.ndarray:
+        """Columns of the full encoding (BLOCKS) that `encoding` keeps."""
+        columns = self._columns()
+        return np.concatenate([columns[b] for b in encoding])
 
     # -- encoding ---------------------------------------------------------------------
 
@@ -177,10 +183,8 @@ class MetaModel:
                 out.append(None)
         return out
 
-    def _encode(self, genomes: Sequence[tuple[int, ...]], task: np.ndarray,
-                encoding: Sequence[str] | str) -> np.ndarray:
+    def _encode(self, genomes: Sequence[tuple[int, ...]], task: np.ndarray, blocks: Sequence[str]) -> np.ndarray:
         """One-hot genes, then (when asked) pairs of genes, then genes x task features."""
-        blocks = ("genes", "pairs", "task") if encoding == "all" else tuple(encoding)
         cards = self.space.cardinalities()
         offsets = np.concatenate([[0], np.cumsum(cards)[:-1]]).astype(int)
         g = np.asarray(genomes, dtype=int).reshape(len(genomes), len(cards))
