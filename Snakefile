@@ -7,6 +7,7 @@
 # Each rule is one step of `python -m nas`; see README.md and DESIGN.md.
 
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 from nas import layout
 from nas.config import ConfigError, candidates_in, execution_settings, frozen, load_config, merge, resolve_runs
+from nas.evaluators import evaluator_for
 from nas.io import write_yaml
 
 if "runs" not in config:
@@ -55,6 +57,6 @@ rule all:
         ],
         # Each run's task features: what makes its results knowledge for a
         # meta-model later (rules/meta.smk); the model itself where asked for.
-        [task_json(layout.run_dir(run)) for run in RUNS],
+        [layout.task_json(layout.run_dir(run)) for run in RUNS],
         META_TARGETS,
     default_target: True

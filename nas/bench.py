@@ -11,7 +11,6 @@ it has made `budget` distinct queries. Writes:
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import sys
 import time
@@ -23,7 +22,10 @@ import numpy as np
 from nas.config import ConfigError, load_config, resolve_runs
 from nas.evaluators.table import Table, table_for
 from nas.io import write_figure, write_tsv
-from nas.search import run_in_process
+from nas.meta.knowledge import from_table
+from nas.meta.model import MetaModel
+from nas.objectives import best_so_far, objectives_of
+from nas.runner import run_in_process
 
 BUDGETS = (10, 25, 30, 50, 100, 150, 300)
 META_SUFFIX = "+meta"
@@ -69,21 +71,10 @@ def build_meta_model(
     space: dict[str, Any], out: str | Path,
 ) -> Path:
     """Leave-one-task-out knowledge: a meta-model from the `columns` of the table only."""
-    from nas.meta.knowledge import from_table
-    from nas.meta.model import MetaModel
-
     knowledge = from_table(table, arch_column, {c: features.get(c) for c in columns})
     out = Path(out)
     knowledge.write(out)
     MetaModel.build(knowledge, space).save(out)
-    return out
-
-
-def best_so_far(values: Sequence[float]) -> list[float]:
-    out, best = [], -math.inf
-    for v in values:
-        best = max(best, v)
-        out.append(best)
     return out
 
 
@@ -94,8 +85,7 @@ def one_search(task: tuple[str, int, int]) -> tuple[str, int, list[float]]:
     run = {**_RUNS[name], "seed": seed}
     rows = run_in_process(run, lambda spec: _TABLE.metrics(spec["arch"]), generations=10**9,
                           stop=lambda rows: len(rows) >= budget)[:budget]
-    values = [_TABLE.val.get(r["arch"], -math.inf) for r in rows]
-    return name, seed, best_so_far(values)
+    return name, seed, best_so_far(rows, objectives_of(run))
 
 
 def _one_thread() -> None:

@@ -1,4 +1,9 @@
-"""`python -m nas <step>`: every workflow step, runnable by hand."""
+"""`python -m nas <step>`: every workflow step, runnable by hand.
+
+The dispatcher imports what a command needs inside its branch, so that a
+command pays only for its own imports (`train --shared-trainer` hands its job
+to a server without importing torch; `status` stays light).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,14 @@ from typing import Sequence
 
 def _known_errors() -> tuple[type[Exception], ...]:
     from nas.config import ConfigError
-    from nas.evaluators.table import TableError
+    from nas.evaluators import EvaluatorError
     from nas.io import ArtefactError
+    from nas.objectives import ObjectiveError
     from nas.spaces import SpaceError
     from nas.strategies import StrategyError
     from nas.tasks import TaskError
 
-    return (ConfigError, ArtefactError, SpaceError, StrategyError, TableError, TaskError)
+    return (ConfigError, ArtefactError, EvaluatorError, ObjectiveError, SpaceError, StrategyError, TaskError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="keep a checkpoint after each epoch in --out; resume from one found there")
     p.add_argument("--shared-trainer", type=int, metavar="OWNER_PID",
                    help="fork from the training server of this snakemake process (started if needed)")
+
+    p = sub.add_parser("evaluate", help="evaluate every candidate of one generation in this one job")
+    p.add_argument("run_dir")
+    p.add_argument("--generation", "-g", type=int, required=True)
 
     p = sub.add_parser("trainer-server", help="(started by train --shared-trainer) serve training jobs")
     p.add_argument("socket")
@@ -103,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # The steps Snakemake runs: a damaged file they read is moved aside for the
 # next `snakemake` to re-make, never read again.
-WORKFLOW_STEPS = ("propose", "train", "aggregate", "report")
+WORKFLOW_STEPS = ("propose", "train", "evaluate", "aggregate", "report")
 META_STEPS = ("task", "build")  # python -m nas meta task|build: rules task_features and meta_model
 
 
@@ -130,8 +140,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         runs = resolve_runs(load_config(args.config))
         for name, run in runs.items():
+            objective = run["objectives"][0]
             print(f"{name}: {run['strategy']['name']} on {run['space']['name']}, "
-                  f"{run['generations']} generations, evaluator {run['evaluator']['name']}")
+                  f"{run['generations']} generations, evaluator {run['evaluator']['name']}, "
+                  f"objective {objective['metric']} ({objective['direction']})")
     elif args.command == "propose":
         from nas.steps import propose
 
@@ -148,10 +160,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         from nas.steps import evaluate
 
         evaluate(args.spec, args.out, checkpoint=args.checkpoint)
+    elif args.command == "evaluate":
+        from nas.steps import evaluate_generation
+
+        evaluate_generation(args.run_dir, args.generation)
     elif args.command == "trainer-server":
+        # Imported here once, before the server forks: every job's child has it.
+        from nas import steps  # noqa: F401
+        from nas.evaluators import training  # noqa: F401
         from nas.shared_trainer import serve
 
-        return serve(args.socket, args.owner)
+        return serve(args.socket, args.owner, entry=main)
     elif args.command == "aggregate":
         from nas.steps import aggregate
 

@@ -8,16 +8,23 @@ what is allowed. The Snakefile and the command line share this code.
 from __future__ import annotations
 
 import copy
-import inspect
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema
 import yaml
 
+from nas import layout
+from nas.evaluators import EvaluatorError, evaluator_class, evaluator_for
 from nas.evaluators.recipe import TRAINING_DEFAULTS
+from nas.io import CorruptArtefact, read_yaml
+from nas.objectives import ObjectiveError, metric, resolve
+from nas.registry import unknown_option
+from nas.spaces import SPACES, SpaceError, make_space
+from nas.strategies import StrategyError, make_strategy, strategy_class
+from nas.tasks import TaskError, task_class
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO / "config" / "schema.yaml"
@@ -31,9 +38,6 @@ NOT_FROZEN = ("generations", "resources")
 # `run` wildcard constraint of rules/search.smk.
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 RUN_NAME_MAX = 100
-
-# Evaluator options that only the table evaluator reads.
-TABLE_OPTIONS = ("path", "arch_column", "val_column", "test_column")
 
 
 class ConfigError(ValueError):
@@ -79,8 +83,7 @@ def resolve_runs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         _validate(merged, {"$defs": schema["$defs"], **schema["$defs"]["run"]}, where)
         run = _fill_defaults(merged, schema["$defs"]["run"], schema)
         run["training"] = {**TRAINING_DEFAULTS, **run["training"]}
-        _check_semantics(run, where)
-        runs[name] = {"name": name, **run}
+        runs[name] = {"name": name, **_resolved(run, where)}
     return runs
 
 
@@ -118,6 +121,14 @@ def check_run_name(name: Any) -> None:
 def frozen(run: dict[str, Any]) -> dict[str, Any]:
     """The part of a run's settings that determines its results (run.yaml)."""
     return {k: v for k, v in run.items() if k not in NOT_FROZEN}
+
+
+def load_run(rdir: str | Path) -> dict[str, Any]:
+    """A run's settings as its run.yaml holds them (what `frozen` wrote)."""
+    run = read_yaml(layout.run_config(rdir))
+    if not isinstance(run, dict) or "name" not in run or "objectives" not in run:
+        raise CorruptArtefact(layout.run_config(rdir), "not a run settings file of this version")
+    return run
 
 
 def candidates_in(run: dict[str, Any], generation: int) -> int:
@@ -213,64 +224,87 @@ def _describe(error: jsonschema.ValidationError, where) -> str:
     return f"config key {key}: {error.message}"
 
 
-def _check_options(run: dict[str, Any], section: str, cls: type, fixed: tuple[str, ...], fail) -> None:
-    """Each option of a space/strategy section must be a parameter of the class it names."""
-    params = inspect.signature(cls).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    taken = sorted(k for k in params if k not in fixed)
-    for key in run[section]:
-        if key != "name" and key not in params:
-            name = run[section]["name"]
-            fail(
-                [section, key],
-                f"{section} {name!r} takes no option {key!r}; "
-                + (f"its options: {', '.join(taken)}" if taken else f"{section} {name!r} has no options"),
-            )
-
-
-def _check_semantics(run: dict[str, Any], where) -> None:
-    """What the schema cannot say: options per space/strategy, data paths, tables."""
-    from nas.evaluators.table import TableError, check_table
-    from nas.spaces import SpaceError, make_space
-    from nas.strategies import StrategyError, make_strategy
+def _resolved(run: dict[str, Any], where: Callable[[list], list]) -> dict[str, Any]:
+    """The run checked beyond the schema (options per space, strategy, task and
+    evaluator; data paths; tables; objectives) and complete: every default that
+    lives in a class is written out, so that run.yaml means the same whatever
+    later code's defaults are."""
 
     def fail(path: list, message: str) -> None:
         raise ConfigError(f"config key {'.'.join(map(str, where(path)))}: {message}")
 
-    from nas.spaces import SPACES
-    from nas.strategies import strategy_class
-
-    _check_options(run, "space", SPACES[run["space"]["name"]], (), fail)
-    _check_options(run, "strategy", strategy_class(run["strategy"]["name"]), ("space", "population"), fail)
-    if run["evaluator"]["name"] != "table":
-        for key in TABLE_OPTIONS:
-            if key in run["evaluator"]:
-                fail(["evaluator", key], f"only the table evaluator reads it (evaluator.name is {run['evaluator']['name']!r})")
+    for section, kind, cls in (
+        ("space", "space", SPACES.get(run["space"]["name"])),
+        ("strategy", "strategy", strategy_class(run["strategy"]["name"])),
+        ("evaluator", "evaluator", evaluator_class(run["evaluator"]["name"])),
+    ):
+        unknown = unknown_option(kind, run[section]["name"], run[section], cls.option_names())
+        if unknown:
+            fail([section, unknown[0]], unknown[1])
     try:
         space = make_space(run["space"])
     except (SpaceError, TypeError) as e:
         fail(["space"], str(e))
     try:
-        make_strategy(run["strategy"], space, run["population"])
+        strategy = make_strategy(run["strategy"], space, run["population"])
     except StrategyError as e:
         fail(["strategy"], str(e))
     sample = run["strategy"].get("sample_size") or run["strategy"].get("tournament_size")
     if sample is not None and sample > run["population"]:
         key = "sample_size" if "sample_size" in run["strategy"] else "tournament_size"
         fail(["strategy", key], f"{sample} is larger than population {run['population']}")
-    if run["evaluator"]["name"] == "table":
-        try:
-            check_table(run["evaluator"])
-        except TableError as e:
-            fail(["evaluator", *([e.key] if e.key else [])], str(e))
-    else:
-        from nas.tasks import TaskError, check
-
-        try:
-            check(run["task"])
-        except TaskError as e:
-            fail(["task"], str(e))
+    evaluator = evaluator_for(run)
+    if evaluator.data_task() is not None:
+        unknown = unknown_option("task", run["task"]["name"], run["task"], task_class(run["task"]["name"]).option_names())
+        if unknown:
+            fail(["task", unknown[0]], unknown[1])
+    try:
+        evaluator.check()
+    except TaskError as e:
+        fail(["task"], str(e))
+    except EvaluatorError as e:
+        fail(["evaluator", *([e.key] if e.key else [])], str(e))
     if run["resources"]["gpu_model"] and run["resources"]["gpus"] < 1:
         fail(["resources", "gpu_model"], f"{run['resources']['gpu_model']!r} asks for a GPU type, "
              "but resources.gpus is 0; set gpus to 1 or more")
+    objectives = _objectives(run.get("objectives"), evaluator, fail)
+    out = {}
+    for key, value in run.items():
+        if key == "space":
+            value = {"name": space.name, **space.options()}
+        elif key == "strategy":
+            value = {"name": strategy.name, **strategy.options()}
+        elif key == "evaluator":
+            value = evaluator.resolved()
+        elif key == "task":
+            value = evaluator.resolved_task()
+        elif key == "objectives":
+            continue
+        out[key] = value
+        if key == "task":
+            # The id of the task as the config gave it (Task.task_id), taken before its defaults are filled.
+            out["task_id"] = evaluator.task_id()
+        if key == "evaluator":
+            out["objectives"] = objectives
+    return out
+
+
+def _objectives(entries: list[dict[str, Any]] | None, evaluator, fail) -> list[dict[str, str]]:
+    """The run's objectives, each direction filled; default: the evaluator's primary metric."""
+    if not entries:
+        entries = [{"metric": evaluator.primary}]
+    if len(entries) > 1:
+        fail(["objectives"], f"{len(entries)} objectives given; a run optimises one objective for now "
+             "(multi-objective search is not built yet)")
+    for i, entry in enumerate(entries):
+        name = entry["metric"]
+        if name not in evaluator.produces:
+            fail(["objectives", i, "metric"], f"evaluator {evaluator.name!r} does not produce {name!r}; "
+                 f"it produces: {', '.join(evaluator.produces)}")
+        try:
+            known = metric(name)
+        except ObjectiveError as e:
+            fail(["objectives", i, "metric"], str(e))
+        if not known.selectable:
+            fail(["objectives", i, "metric"], f"{name!r} is reported, never selected on ({known.description})")
+    return resolve(entries)

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from nas import layout
+from nas.config import load_config, resolve_runs
 from nas.io import ArtefactError, CorruptArtefact, dump_yaml, read_json, read_tsv, read_yaml, write_figure
-from nas.report import best_row, best_so_far
+from nas.objectives import Objective, best_row, best_so_far, label, objectives_of, primary, reported_on_test
+from nas.search import LEADING_COLUMNS, TRAILING_COLUMNS
 
 GEN_DIR = re.compile(r"gen_(\d{3,})")
 CAND_FILE = re.compile(r"(c\d{2,})\.yaml")
@@ -67,8 +69,20 @@ class RunScan:
         return dict(sorted(counts.items()))
 
     @property
+    def objectives(self) -> list[Objective] | None:
+        """The run's objectives (run.yaml); None where run.yaml is unreadable."""
+        if not isinstance(self.settings, dict) or "objectives" not in self.settings:
+            return None
+        return objectives_of(self.settings)
+
+    @property
+    def metric(self) -> str:
+        """The primary objective's metric: what "best" means for this run."""
+        return primary(self.objectives) if self.objectives else "?"
+
+    @property
     def best(self) -> dict[str, Any] | None:
-        return best_row(self.rows)
+        return best_row(self.rows, self.objectives) if self.objectives else None
 
     def evaluations_to_best(self) -> int | None:
         best = self.best
@@ -101,8 +115,6 @@ def planned_from_config(config_path: str | Path | None) -> dict[str, int]:
     """Planned generations per run name, from a config file (empty without one)."""
     if config_path is None:
         return {}
-    from nas.config import load_config, resolve_runs
-
     return {name: run["generations"] for name, run in resolve_runs(load_config(config_path)).items()}
 
 
@@ -135,6 +147,9 @@ def scan_run(rdir: str | Path, planned: int | None = None) -> RunScan:
     settings = _load(scan.problems, read_yaml, Path(layout.run_config(rdir)))
     if isinstance(settings, dict):
         scan.settings = settings
+        if "objectives" not in settings:
+            scan.problems.append(f"{layout.run_config(rdir)}: written by an earlier version of snakenas "
+                                 "(no objectives); snakemake runs this run again")
     elif settings is not None:
         scan.problems.append(f"{layout.run_config(rdir)}: not a run settings file")
     scan.generations = sorted(
@@ -228,9 +243,30 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequ
     return "\n".join(lines)
 
 
+def _score_columns(scans: Sequence[RunScan]) -> tuple[str, str]:
+    """Headers of the best score and its test counterpart: named after the runs'
+    primary metric when they share one."""
+    metrics = {s.metric for s in scans}
+    if len(metrics) != 1:
+        return "best", "test"
+    metric = metrics.pop()
+    return f"best {metric}", reported_on_test(metric) or "test"
+
+
+def _score(scan: RunScan, best: dict[str, Any] | None, shared: bool) -> tuple[str, str]:
+    """The best candidate's primary metric and its test counterpart, as cells."""
+    if best is None:
+        return "-", "-"
+    test = reported_on_test(scan.metric)
+    value, test_value = _num(best.get(scan.metric)), _num(best.get(test)) if test else "-"
+    return (value, test_value) if shared else (f"{scan.metric} {value}", test_value)
+
+
 def status_text(scans: Sequence[RunScan]) -> str:
+    best_header, test_header = _score_columns(scans)
+    shared = best_header != "best"
     header = ["run", "strategy", "space", "generations", "ok", "failed", "running/pending",
-              "best val_acc", "test_acc", "best arch"]
+              best_header, test_header, "best arch"]
     right = [False, False, False, True, True, False, True, True, True, False]
     rows = []
     for s in scans:
@@ -245,8 +281,7 @@ def status_text(scans: Sequence[RunScan]) -> str:
             str(s.ok),
             f"{failed} ({detail})" if failed else "0",
             str(s.pending),
-            "-" if best is None else _num(best.get("val_acc")),
-            "-" if best is None else _num(best.get("test_acc")),
+            *_score(s, best, shared),
             "-" if best is None else str(best.get("arch")),
         ])
     lines = [text_table(header, rows, right)]
@@ -279,8 +314,7 @@ def best_text(scan: RunScan) -> str:
         spec = read_yaml(layout.spec(scan.rdir, g, cand))
     except ArtefactError as e:
         scan.problems.append(str(e))
-    metrics = {k: best.get(k) for k in ("status", "val_acc", "test_acc", "val_loss", "train_loss", "params", "flops",
-                                         "train_seconds", "epochs", "device")}
+    metrics = {k: v for k, v in best.items() if k not in (*LEADING_COLUMNS, *TRAILING_COLUMNS)}
     try:
         metrics = read_json(layout.metrics(scan.rdir, g, cand))
     except ArtefactError:
@@ -294,30 +328,27 @@ def best_text(scan: RunScan) -> str:
 
 
 def compare_text(scans: Sequence[RunScan]) -> str:
+    best_header, test_header = _score_columns(scans)
+    shared = best_header != "best"
     header = ["run", "strategy", "space", "evaluator", "seed", "generations", "evaluations", "failed",
-              "best val_acc", "test_acc", "params", "evaluations to best"]
-    right = [False, False, False, False, True, True, True, True, True, True, True, True]
+              best_header, test_header, "params", "evaluations to best", "task"]
+    right = [False, False, False, False, True, True, True, True, True, True, True, True, False]
     rows = []
     for s in scans:
         best = s.best
-        evaluator = (s.settings or {}).get("evaluator") or {}
-        task = (s.settings or {}).get("task") or {}
-        where = evaluator.get("name", "?")
-        if where == "train" and isinstance(task, dict):
-            where = f"train/{task.get('name', '?')}"
         rows.append([
             s.name,
             s.setting("strategy"),
             s.setting("space"),
-            where,
+            s.setting("evaluator"),
             str((s.settings or {}).get("seed", "?")),
             generations_text(s),
             str(len(s.rows)),
             str(sum(s.failed.values())),
-            "-" if best is None else _num(best.get("val_acc")),
-            "-" if best is None else _num(best.get("test_acc")),
+            *_score(s, best, shared),
             "-" if best is None else _count(best.get("params")),
             str(s.evaluations_to_best() or "-"),
+            str((s.settings or {}).get("task_id", "?")),
         ])
     lines = [text_table(header, rows, right)]
     for s in scans:
@@ -330,22 +361,22 @@ def compare_text(scans: Sequence[RunScan]) -> str:
 
 
 def plot_compare(scans: Sequence[RunScan], path: str | Path) -> None:
-    """Best-so-far validation accuracy against evaluations, one line per run."""
+    """The best so far of each run's primary metric against evaluations, one line per run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for s in scans:
-        curve = best_so_far(s.rows)
-        label = s.name if s.name == s.setting("strategy") else f"{s.name} ({s.setting('strategy')})"
-        ax.step(range(1, len(curve) + 1), curve, where="post", lw=2, label=label)
-    from matplotlib.ticker import MaxNLocator
-
+        curve = best_so_far(s.rows, s.objectives) if s.objectives else []
+        name = s.name if s.name == s.setting("strategy") else f"{s.name} ({s.setting('strategy')})"
+        ax.step(range(1, len(curve) + 1), curve, where="post", lw=2, label=name)
+    metrics = {s.metric for s in scans}
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("best validation accuracy so far (%)")
+    ax.set_ylabel(f"best {label(metrics.pop())} so far" if len(metrics) == 1 else "best so far")
     ax.set_title("best so far: " + ", ".join(s.name for s in scans))
     ax.grid(alpha=0.3)
     if scans:
@@ -356,8 +387,12 @@ def plot_compare(scans: Sequence[RunScan], path: str | Path) -> None:
 
 # -- overview page (the Snakemake report shows HTML, not TSV or YAML) ----------------
 
-OVERVIEW_COLUMNS = ("candidate", "arch", "status", "val_acc", "test_acc", "params", "flops", "train_seconds",
-                    "origin", "parents")
+def score_columns(scan: RunScan) -> tuple[str, ...]:
+    """The primary metric and its test counterpart: what the overview page shows of a candidate."""
+    return tuple(c for c in (scan.metric, reported_on_test(scan.metric)) if c and c != "?")
+
+
+COUNT_COLUMNS = ("params", "flops")
 
 
 def _html_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -370,6 +405,7 @@ def overview_html(scan: RunScan) -> str:
     """One page per run: settings, best architecture, and every generation's table."""
     esc = html.escape
     best = scan.best
+    scores = score_columns(scan)
     parts = [
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">",
         f"<title>{esc(scan.name)}</title>",
@@ -388,17 +424,18 @@ def overview_html(scan: RunScan) -> str:
     else:
         parts.append(f"<p><code>{esc(str(best['arch']))}</code></p>")
         parts.append(_html_table(
-            ["generation", "candidate", "val_acc", "test_acc", "params", "flops", "evaluations to reach it"],
-            [[best["generation"], best["candidate"], _num(best.get("val_acc")), _num(best.get("test_acc")),
+            ["generation", "candidate", *scores, "params", "flops", "evaluations to reach it"],
+            [[best["generation"], best["candidate"], *(_num(best.get(c)) for c in scores),
               _count(best.get("params")), _count(best.get("flops")), scan.evaluations_to_best()]],
         ))
+    columns = ("candidate", "arch", "status", *scores, "params", "flops", "train_seconds", "origin", "parents")
     for g in scan.generations:
         rows = [r for r in scan.rows if r["generation"] == g]
         state = "" if g in scan.done else " (not finished)"
         parts.append(f"<h2>Generation {g}{state}</h2>")
-        parts.append(_html_table(OVERVIEW_COLUMNS, [
-            [_num(r.get(c)) if c in ("val_acc", "test_acc") else _count(r.get(c)) if c in ("params", "flops")
-             else r.get(c, "") for c in OVERVIEW_COLUMNS]
+        parts.append(_html_table(columns, [
+            [_num(r.get(c)) if c in scores else _count(r.get(c)) if c in COUNT_COLUMNS else r.get(c, "")
+             for c in columns]
             for r in rows
         ]))
     parts.extend(f"<p>problem: {esc(p)}</p>" for p in scan.problems)

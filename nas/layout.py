@@ -51,16 +51,26 @@ def eval_dir(rdir: str | Path, g: int | str, c: int | str) -> str:
     return f"{gen_dir(rdir, g)}/evals/{cand_name(c)}"
 
 
+def metrics_in(eval_dir: str | Path) -> str:
+    """A candidate's result, in its evaluation folder."""
+    return f"{eval_dir}/metrics.json"
+
+
+def epochs_in(eval_dir: str | Path) -> str:
+    """One row per training epoch, beside the metrics."""
+    return f"{eval_dir}/epochs.csv"
+
+
 def metrics(rdir: str | Path, g: int | str, c: int | str) -> str:
-    return f"{eval_dir(rdir, g, c)}/metrics.json"
+    return metrics_in(eval_dir(rdir, g, c))
 
 
 def epochs(rdir: str | Path, g: int | str, c: int | str) -> str:
-    return f"{eval_dir(rdir, g, c)}/epochs.csv"
+    return epochs_in(eval_dir(rdir, g, c))
 
 
 def checkpoint_in(eval_dir: str | Path) -> str:
-    """Training checkpoint of one candidate (training.checkpoint), beside its metrics."""
+    """Training checkpoint of one candidate (execution.checkpoints), beside its metrics."""
     return f"{eval_dir}/checkpoint.pt"
 
 
@@ -103,6 +113,11 @@ def progress_plot(rdir: str | Path) -> str:
 
 def overview(rdir: str | Path) -> str:
     return f"{rdir}/overview.html"
+
+
+def task_json(rdir: str | Path) -> str:
+    """The run's task id and features (meta-learning)."""
+    return f"{rdir}/task.json"
 
 
 def remake_target(path: str | Path) -> Path:

@@ -1,35 +1,32 @@
 """One generation of a search, without files: propose specs, aggregate results.
 
 The workflow steps (nas/steps.py) wrap these with reads and writes; the
-in-process loop below calls them directly. Both therefore run the same code
-and draw the same random numbers for the same run settings.
+in-process loop (nas/runner.py) calls them directly. Both therefore run the
+same code and draw the same random numbers for the same run settings. The
+caller builds the run's strategy (nas.runner.strategy_for) and hands it in.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Mapping, Sequence
 
 from nas import layout
 from nas.config import candidates_in
-from nas.evaluators import METRIC_KEYS
+from nas.evaluators import evaluator_for
+from nas.objectives import Objective, objectives_of, values
 from nas.seeding import int_seed, rng_for
-from nas.spaces import make_space
-from nas.strategies import Evaluated, Strategy, make_strategy
+from nas.strategies import Evaluated, Strategy
 
-# Columns of a generation table and of history.tsv, in order.
-COLUMNS = ("run", "generation", "candidate", "arch", *METRIC_KEYS, "origin", "parents", "genome", "seed")
+# Columns of a generation table before and after the evaluator's own (nas.evaluators.base).
+LEADING_COLUMNS = ("run", "generation", "candidate", "arch")
+TRAILING_COLUMNS = ("origin", "parents", "genome", "seed")
 
 
-def strategy_for(run: dict[str, Any]) -> Strategy:
-    space = make_space(run["space"])
-    strategy = make_strategy(run["strategy"], space, run["population"])
-    if run.get("warm_start"):
-        from nas.meta.warm import apply
-
-        apply(strategy, run)
-    return strategy
+def columns(run: Mapping[str, Any]) -> tuple[str, ...]:
+    """Columns of the run's generation tables and history.tsv, in order."""
+    return (*LEADING_COLUMNS, *evaluator_for(run).columns, *TRAILING_COLUMNS)
 
 
 def propose(
@@ -37,13 +34,11 @@ def propose(
     generation: int,
     state: dict[str, Any],
     history: Sequence[Evaluated],
-    strategy: Strategy | None = None,
+    strategy: Strategy,
 ) -> list[dict[str, Any]]:
     """The candidate specs of one generation; each is everything needed to train it.
 
-    `strategy` is the run's strategy when the caller keeps one (saves
-    rebuilding it every generation); it must be strategy_for(run)."""
-    strategy = strategy or strategy_for(run)
+    `strategy` is the run's strategy (nas.runner.strategy_for(run))."""
     rng = rng_for(run["seed"], generation, "propose")
     proposals = strategy.proposals(state, history, candidates_in(run, generation), rng)
     return [
@@ -67,28 +62,22 @@ def propose(
     ]
 
 
-def fitness(row: dict[str, Any]) -> float:
-    """What selection maximises: validation accuracy, worst for a failed candidate."""
-    if row.get("status") != "ok" or row.get("val_acc") in (None, ""):
-        return -math.inf
-    value = float(row["val_acc"])
-    return value if math.isfinite(value) else -math.inf
-
-
-def evaluated(row: dict[str, Any]) -> Evaluated:
+def evaluated(row: Mapping[str, Any], objectives: Sequence[Objective]) -> Evaluated:
     """A table row (values as written or as read back) as the strategy sees it."""
     genome = row["genome"]
     if isinstance(genome, str):
         genome = [int(g) for g in genome.split(",")]
     key = f"{layout.gen_name(int(row['generation']))}/{row['candidate']}"
-    return Evaluated(key, row["arch"], tuple(int(g) for g in genome), fitness(row))
+    signed = values(row, objectives)
+    return Evaluated(key, row["arch"], tuple(int(g) for g in genome), signed[0], values=signed)
 
 
-def table_rows(specs: Sequence[dict[str, Any]], metrics: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def table_rows(specs: Sequence[dict[str, Any]], metrics: Sequence[dict[str, Any]],
+               columns: Sequence[str]) -> list[dict[str, Any]]:
     rows = []
     for spec, m in zip(specs, metrics, strict=True):
         row = {k: spec.get(k) for k in ("run", "generation", "candidate", "arch", "origin", "seed")}
-        row.update({k: _value(m.get(k)) for k in COLUMNS if k in m})
+        row.update({k: _value(m.get(k)) for k in columns if k in m})
         row["parents"] = ",".join(spec.get("parents", []))
         row["genome"] = list(spec["genome"])
         rows.append(row)
@@ -105,33 +94,10 @@ def aggregate(
     state: dict[str, Any],
     specs: Sequence[dict[str, Any]],
     metrics: Sequence[dict[str, Any]],
-    strategy: Strategy | None = None,
+    strategy: Strategy,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The generation's table rows and the strategy state after it."""
-    rows = table_rows(specs, metrics)
-    results = [replace(evaluated(r), trace=s.get("trace")) for r, s in zip(rows, specs)]
-    return rows, (strategy or strategy_for(run)).update(state, results)
-
-
-def run_in_process(
-    run: dict[str, Any],
-    evaluate: Callable[[dict[str, Any]], dict[str, Any]],
-    generations: int | None = None,
-    stop: Callable[[list[dict[str, Any]]], bool] | None = None,
-) -> list[dict[str, Any]]:
-    """The whole search in this process: the rows of every generation, in order.
-
-    `stop(history_rows)` may end it early (a benchmark's query budget).
-    """
-    strategy = strategy_for(run)
-    state = strategy.initial_state()
-    history: list[Evaluated] = []
-    rows_all: list[dict[str, Any]] = []
-    for g in range(run["generations"] if generations is None else generations):
-        specs = propose(run, g, state, history, strategy)
-        rows, state = aggregate(run, state, specs, [evaluate(s) for s in specs], strategy)
-        rows_all.extend(rows)
-        history.extend(evaluated(r) for r in rows)
-        if stop is not None and stop(rows_all):
-            break
-    return rows_all
+    rows = table_rows(specs, metrics, columns(run))
+    objectives = objectives_of(run)
+    results = [replace(evaluated(r, objectives), trace=s.get("trace")) for r, s in zip(rows, specs)]
+    return rows, strategy.update(state, results)

@@ -18,6 +18,7 @@ reached the job trains in its own process, as without a server.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import selectors
@@ -29,7 +30,10 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
+
+# What a forked child runs: `python -m nas`'s main, handed in by its dispatcher.
+Entry = Callable[[Sequence[str]], int]
 
 IDLE_SECONDS = 30.0
 START_TIMEOUT = 120.0
@@ -120,7 +124,9 @@ def _start_server(path: Path, owner: int | None) -> None:
 # -- the server's side ----------------------------------------------------------
 
 
-def serve(path: str | Path, owner: int | None, idle_seconds: float = IDLE_SECONDS) -> int:
+def serve(path: str | Path, owner: int | None, entry: Entry, idle_seconds: float = IDLE_SECONDS) -> int:
+    """Serve training jobs until the owner is gone (or IDLE_SECONDS pass idle);
+    each job's child runs `entry(argv)`, the command line's main."""
     _warm_up()
 
     path = Path(path)
@@ -136,7 +142,7 @@ def serve(path: str | Path, owner: int | None, idle_seconds: float = IDLE_SECOND
             for key, _ in selector.select(timeout=0.05):
                 if key.fileobj is listener:
                     conn, _ = listener.accept()
-                    pid = _fork_job(conn, listener, children)
+                    pid = _fork_job(conn, listener, children, entry)
                     if pid:
                         children[pid] = conn
                         selector.register(conn, selectors.EVENT_READ, pid)
@@ -168,13 +174,11 @@ def serve(path: str | Path, owner: int | None, idle_seconds: float = IDLE_SECOND
 
 
 def _warm_up() -> None:
-    """Import once what every training job would: torch, the evaluator, the tasks' libraries."""
+    """Import once what every training job would: torch and the tasks' libraries
+    (the caller has imported the training step itself)."""
     import sklearn.datasets  # noqa: F401  (digits)
     import torch
     import torchvision  # noqa: F401  (the other tasks)
-
-    import nas.evaluators.train  # noqa: F401
-    import nas.steps  # noqa: F401
 
     # The first optimizer imports torch._dynamo, seconds on its own. Nothing
     # here runs a parallel kernel, so no OpenMP pool exists to break in a fork.
@@ -198,7 +202,7 @@ def _bind(path: Path) -> socket.socket | None:
     return listener
 
 
-def _fork_job(conn: socket.socket, listener: socket.socket, children: dict[int, socket.socket]) -> int:
+def _fork_job(conn: socket.socket, listener: socket.socket, children: dict[int, socket.socket], entry: Entry) -> int:
     try:
         message, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 3)
         request = json.loads(message)
@@ -224,9 +228,7 @@ def _fork_job(conn: socket.socket, listener: socket.socket, children: dict[int, 
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        from nas.cli import main
-
-        code = main(request["argv"])
+        code = entry(request["argv"])
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     except BaseException:
@@ -240,8 +242,6 @@ def _fork_job(conn: socket.socket, listener: socket.socket, children: dict[int, 
 def _die_with_parent() -> None:
     """A training whose server is killed ends too: it would write outputs no
     snakemake waits for any more."""
-    import ctypes
-
     PR_SET_PDEATHSIG = 1
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

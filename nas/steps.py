@@ -8,23 +8,21 @@ atomically, so a step killed at any moment leaves nothing half-written.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 from nas import layout, search
-from nas.config import candidates_in
+from nas.config import candidates_in, load_run
+from nas.evaluators import Evaluation, Evaluator, evaluator_for
 from nas.io import CorruptArtefact, read_json, read_tsv, read_yaml, write_json, write_tsv, write_yaml
+from nas.objectives import objectives_of
+from nas.runner import strategy_for
 from nas.strategies import Strategy
-
-
-def load_run(rdir: str | Path) -> dict[str, Any]:
-    run = read_yaml(layout.run_config(rdir))
-    if not isinstance(run, dict) or "name" not in run:
-        raise CorruptArtefact(layout.run_config(rdir), "not a run settings file")
-    return run
 
 
 def state_before(rdir: str | Path, strategy: Strategy, generation: int) -> dict[str, Any]:
@@ -69,9 +67,10 @@ def _write_dir(target: str | Path, fill: Callable[[Path], None]) -> None:
 
 def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     run = load_run(rdir)
-    strategy = search.strategy_for(run)
+    strategy = strategy_for(run)
     state = state_before(rdir, strategy, generation)
-    history = [search.evaluated(r) for r in load_history(rdir, run, generation)]
+    objectives = objectives_of(run)
+    history = [search.evaluated(r, objectives) for r in load_history(rdir, run, generation)]
     specs = search.propose(run, generation, state, history, strategy)
 
     def write_specs(folder: Path) -> None:
@@ -84,37 +83,50 @@ def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     return specs
 
 
+def read_spec(path: str | Path) -> dict[str, Any]:
+    spec = read_yaml(path)
+    if not isinstance(spec, dict) or "arch" not in spec:
+        raise CorruptArtefact(path, "not a candidate spec")
+    return spec
+
+
 def evaluate(spec_path: str | Path, out_dir: str | Path, checkpoint: bool = False) -> dict[str, Any]:
     """Train (or look up) one candidate; writes epochs.csv, then metrics.json.
 
     With `checkpoint`, a training keeps a checkpoint in `out_dir` after each
     epoch and resumes from one it finds there."""
-    spec = read_yaml(spec_path)
-    if not isinstance(spec, dict) or "arch" not in spec:
-        raise CorruptArtefact(spec_path, "not a candidate spec")
-    epochs: list[dict[str, Any]] = []
-    if spec["evaluator"]["name"] == "table":
-        from nas.evaluators.table import evaluate as look_up
+    spec = read_spec(spec_path)
+    evaluator = evaluator_for(spec)
+    result = evaluator.evaluate(spec, out_dir, checkpoint)
+    _write_evaluation(spec, result, out_dir, evaluator)
+    return result.metrics
 
-        metrics = look_up(spec)
-    else:
-        from nas.evaluators.train import evaluate as train
 
-        result = train(spec, checkpoint=layout.checkpoint_in(out_dir) if checkpoint else None)
-        metrics, epochs = result.metrics, result.epochs
-    metrics["job"] = _where_it_ran()
-    out_dir = Path(out_dir)
-    write_tsv(out_dir / "epochs.csv", EPOCH_COLUMNS, epochs)
-    write_json(out_dir / "metrics.json", metrics)
-    print(f"{spec.get('candidate', '')} {metrics['status']} val_acc {metrics['val_acc']}", file=sys.stderr)
-    return metrics
+def evaluate_generation(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
+    """Evaluate every candidate of a generation in this one job (an evaluator whose
+    `per_generation` is true); writes each one's epochs.csv and metrics.json."""
+    run = load_run(rdir)
+    n = candidates_in(run, generation)
+    specs = [read_spec(layout.spec(rdir, generation, c)) for c in range(n)]
+    out_dirs = [layout.eval_dir(rdir, generation, c) for c in range(n)]
+    evaluator = evaluator_for(run)
+    results = evaluator.evaluate_generation(specs, out_dirs)
+    for spec, result, out_dir in zip(specs, results, out_dirs, strict=True):
+        _write_evaluation(spec, result, out_dir, evaluator)
+    return [r.metrics for r in results]
+
+
+def _write_evaluation(spec: dict[str, Any], result: Evaluation, out_dir: str | Path, evaluator: Evaluator) -> None:
+    """epochs.csv, then metrics.json: a metrics file is there only once its epochs are."""
+    metrics = {**result.metrics, "job": _where_it_ran()}
+    write_tsv(layout.epochs_in(out_dir), evaluator.epoch_columns, result.epochs)
+    write_json(layout.metrics_in(out_dir), metrics)
+    print(f"{spec.get('candidate', '')} {metrics['status']} {evaluator.primary} {metrics.get(evaluator.primary)}",
+          file=sys.stderr)
 
 
 def _where_it_ran() -> dict[str, Any]:
     """Facts of the job, not of the candidate: kept in metrics.json, not in the tables."""
-    import resource
-    import socket
-
     return {
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
@@ -124,19 +136,16 @@ def _where_it_ran() -> dict[str, Any]:
     }
 
 
-EPOCH_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
-
-
 def aggregate(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     run = load_run(rdir)
     n = candidates_in(run, generation)
-    specs = [read_yaml(layout.spec(rdir, generation, c)) for c in range(n)]
+    specs = [read_spec(layout.spec(rdir, generation, c)) for c in range(n)]
     metrics = [read_json(layout.metrics(rdir, generation, c)) for c in range(n)]
     for c, m in enumerate(metrics):
         if not isinstance(m, dict) or "status" not in m:
             raise CorruptArtefact(layout.metrics(rdir, generation, c), "no status")
-    strategy = search.strategy_for(run)
+    strategy = strategy_for(run)
     rows, new_state = search.aggregate(run, state_before(rdir, strategy, generation), specs, metrics, strategy)
-    write_tsv(layout.table(rdir, generation), search.COLUMNS, rows)
+    write_tsv(layout.table(rdir, generation), search.columns(run), rows)
     _write_dir(layout.state_dir(rdir, generation), lambda folder: strategy.save_state(new_state, folder))
     return rows

@@ -1,10 +1,22 @@
 # Input functions and wildcard patterns shared by the rules in search.smk.
 
 RUN = layout.run_dir("{run}")
+# Each run's evaluator (light: no torch), for what its jobs look like.
+EVALUATORS = {name: evaluator_for(run) for name, run in RUNS.items()}
 
 
 def run_of(wc):
     return RUNS[wc.run]
+
+
+def runs_matching(names):
+    """A `run` wildcard constraint that matches exactly these run names."""
+    return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
+
+
+def evaluator_inputs(wc):
+    # Files every evaluation of the run reads (a benchmark table): a changed one re-runs it.
+    return EVALUATORS[wc.run].inputs()
 
 
 def run_dir(wc):
@@ -31,9 +43,9 @@ def all_tables(wc):
 
 def shared_trainer(wc):
     # $PPID is the snakemake process running the job: its training jobs fork
-    # from one server that imported torch once (nas/shared_trainer.py). A
-    # table look-up imports no torch, so it gains nothing from one.
-    if EXECUTION["shared_trainer"] and run_of(wc)["evaluator"]["name"] == "train":
+    # from one server that imported torch once (nas/shared_trainer.py). An
+    # evaluator that imports no torch gains nothing from one.
+    if EXECUTION["shared_trainer"] and EVALUATORS[wc.run].needs_torch:
         return "--shared-trainer $PPID"
     return ""
 

@@ -7,7 +7,6 @@
 # proposes its first generation: rule propose declares it (warm_start_inputs),
 # so one `snakemake` builds the model before the warm-started runs.
 
-from nas.meta.features import task_json
 from nas.meta.settings import META_DIR, meta_runs, warm_start_inputs
 
 META = config.get("meta") or {}
@@ -28,7 +27,7 @@ rule task_features:
     input:
         settings=layout.run_config(RUN),
     output:
-        task_json(RUN),
+        layout.task_json(RUN),
     log:
         layout.log(RUN, "task"),
     params:
@@ -40,7 +39,7 @@ rule task_features:
 rule meta_model:
     input:
         histories=[layout.history(layout.run_dir(r)) for r in META_RUNS],
-        tasks=[task_json(layout.run_dir(r)) for r in META_RUNS],
+        tasks=[layout.task_json(layout.run_dir(r)) for r in META_RUNS],
         tables=[t["path"] for t in META.get("tables", [])],
     output:
         model=f"{META_DIR}/model.json",

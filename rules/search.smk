@@ -1,5 +1,7 @@
-# One search = run settings, then per generation: propose -> train (one job per
-# candidate) -> aggregate; then a report. Paths come from nas/layout.py.
+# One search = run settings, then per generation: propose -> evaluate -> aggregate;
+# then a report. Paths come from nas/layout.py. An evaluator evaluates either one
+# candidate per job (rule train) or a whole generation per job (the evaluate_*
+# rules below, for a table look-up): both write the same evals/{c}/ files.
 
 include: "common.smk"
 
@@ -50,8 +52,11 @@ rule propose:
 
 
 rule train:
+    wildcard_constraints:
+        run=runs_matching(n for n, e in EVALUATORS.items() if not e.per_generation),
     input:
         candidates=layout.candidates_dir(RUN, "{g}"),
+        evaluator=evaluator_inputs,
     output:
         metrics=layout.metrics(RUN, "{g}", "{c}"),
         epochs=layout.epochs(RUN, "{g}", "{c}"),
@@ -75,6 +80,50 @@ rule train:
     shell:
         "{NAS} train {input.candidates}/{wildcards.c}.yaml --out $(dirname {output.metrics})"
         " {params.checkpoint} {params.shared} 2> {log}"
+
+
+# One job per generation, whose outputs are every candidate's metrics.json and
+# epochs.csv, as train's are. A rule's outputs are a fixed list and a
+# generation's size depends on the run (population in generation 0, candidates
+# after), so there is one rule per size and kind of generation, each matching
+# only its runs.
+def per_generation_sizes():
+    sizes = {}
+    for name, run in RUNS.items():
+        if EVALUATORS[name].per_generation:
+            sizes.setdefault((run["population"], "first"), []).append(name)
+            sizes.setdefault((run["candidates"], "later"), []).append(name)
+    return sorted(sizes.items())
+
+
+for (size, which), names in per_generation_sizes():
+
+    rule:
+        name:
+            f"evaluate_{which}_{size}"
+        wildcard_constraints:
+            run=runs_matching(names),
+            # Generation 0, or any other (three or more digits, not 000).
+            g="000" if which == "first" else r"(?!000(?!\d))\d\d\d+",
+        input:
+            settings=layout.run_config(RUN),
+            candidates=layout.candidates_dir(RUN, "{g}"),
+            evaluator=evaluator_inputs,
+        output:
+            metrics=[layout.metrics(RUN, "{g}", c) for c in range(size)],
+            epochs=[layout.epochs(RUN, "{g}", c) for c in range(size)],
+        log:
+            layout.log(RUN, "evaluate", "{g}"),
+        benchmark:
+            layout.benchmark(RUN, "evaluate", "{g}")
+        localrule: not any(EVALUATORS[n].needs_torch for n in names)
+        retries: EXECUTION["train_retries"]
+        resources:
+            **TRAIN_RESOURCES,
+        params:
+            rdir=run_dir,
+        shell:
+            "{NAS} evaluate {params.rdir} --generation {wildcards.g} 2> {log}"
 
 
 rule aggregate:

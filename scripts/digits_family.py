@@ -42,9 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from nas import layout  # noqa: E402
+from nas.config import load_run  # noqa: E402
 from nas.io import read_tsv  # noqa: E402
-from nas.report import best_row, best_so_far  # noqa: E402
-from nas.search import fitness  # noqa: E402
+from nas.objectives import best_row, best_so_far, fitness, objectives_of  # noqa: E402
 
 # What every run shares: the default recipe of config/config.yaml.
 DEFAULTS: dict[str, Any] = {
@@ -96,7 +96,7 @@ def build_config(seeds: int = 5, generations: int = 4, source_generations: int =
 
 def curve(rdir: Path) -> list[float]:
     """The run's best validation accuracy so far, after each training."""
-    return best_so_far(read_tsv(layout.history(rdir)))
+    return best_so_far(read_tsv(layout.history(rdir)), objectives_of(load_run(rdir)))
 
 
 def reached(curve: list[float], level: float) -> int | None:
@@ -116,9 +116,11 @@ def spec_of(rdir: Path, row: dict[str, Any]) -> dict[str, Any]:
 def retrain(spec: dict[str, Any], seeds: int) -> float:
     """Mean val_acc of the spec trained again with `seeds` fresh training seeds
     (same run seed, so the same split)."""
-    from nas.evaluators.train import evaluate
+    from nas.evaluators import evaluator_for, training
 
-    accs = [evaluate({**spec, "seed": RETRAIN_SEED + i}, log=lambda _: None).metrics["val_acc"] for i in range(seeds)]
+    evaluator = evaluator_for(spec)
+    accs = [training.train({**spec, "seed": RETRAIN_SEED + i}, evaluator, log=lambda _: None).metrics["val_acc"]
+            for i in range(seeds)]
     return float(np.mean(accs))
 
 
@@ -127,7 +129,7 @@ def retrained(rdir: Path, seeds: int) -> float | None:
     a lucky training, and this says how much."""
     if seeds <= 0:
         return None
-    best = best_row(read_tsv(layout.history(rdir)))
+    best = best_row(read_tsv(layout.history(rdir)), objectives_of(load_run(rdir)))
     return round(retrain(spec_of(rdir, best), seeds), 2)
 
 
@@ -150,7 +152,8 @@ def oracle_model(workdir: Path, target: str, top: int) -> list[tuple[str, float]
     results = workdir / "results"
     rows = [(rdir, row) for rdir in sorted(results.glob(f"{target}-*-s*")) if "-oracle-" not in rdir.name
             for row in read_tsv(layout.history(rdir))]
-    rows.sort(key=lambda item: -fitness(item[1]))
+    objectives = {rdir: objectives_of(load_run(rdir)) for rdir, _ in rows}
+    rows.sort(key=lambda item: -fitness(item[1], objectives[item[0]]))
     pool: dict[str, tuple[Path, dict[str, Any]]] = {}
     for rdir, row in rows:
         if len(pool) == ORACLE_POOL:

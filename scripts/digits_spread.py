@@ -23,7 +23,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.evaluators.train import evaluate  # noqa: E402
+from nas.evaluators import evaluator_for, training  # noqa: E402
 from nas.spaces import make_space  # noqa: E402
 
 
@@ -53,9 +53,9 @@ def main() -> None:
             spec = {
                 "arch": arch, "space": space_cfg, "seed": 1000 * s + i, "run_seed": 0,
                 "task": {"name": "digits", "train_size": args.train_size, "val_size": 300, **args.task},
-                "training": {"epochs": args.epochs, "batch_size": args.batch_size},
+                "training": {"epochs": args.epochs, "batch_size": args.batch_size}, "evaluator": {"name": "train"},
             }
-            acc[i, s] = evaluate(spec, log=lambda _: None).metrics["val_acc"]
+            acc[i, s] = training.train(spec, evaluator_for(spec), log=lambda _: None).metrics["val_acc"]
     seconds = (time.perf_counter() - start) / acc.size
     means = acc.mean(1)
     rho = [np.corrcoef(ranks(acc[:, a]), ranks(acc[:, b]))[0, 1] for a, b in itertools.combinations(range(args.seeds), 2)]

@@ -7,7 +7,7 @@ import csv
 import yaml
 
 from nas.bench import BUDGETS, run_bench
-from tests.conftest import OPS3, nas_cli
+from tests.helpers import OPS3, nas_cli
 
 
 def bench_config(tmp_path, strategies=("random", "rea", "ls")):

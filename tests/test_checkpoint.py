@@ -17,9 +17,8 @@ import torch
 import yaml
 
 from nas import layout, steps
-from nas.evaluators import train as train_module
-from nas.evaluators.train import evaluate
-from tests.conftest import REPO
+from nas.evaluators import training
+from tests.helpers import REPO, train
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -88,8 +87,8 @@ def test_a_killed_training_resumes_with_the_same_result(tmp_path):
 def kept_checkpoint(tmp_path, monkeypatch):
     """A finished 2-epoch training's checkpoint, which `remove` would have deleted."""
     path = tmp_path / "checkpoint.pt"
-    monkeypatch.setattr(train_module.Checkpoint, "remove", lambda self: None)
-    reference = evaluate(spec(epochs=2), log=lambda _: None, checkpoint=path)
+    monkeypatch.setattr(training.Checkpoint, "remove", lambda self: None)
+    reference = train(spec(epochs=2), checkpoint_dir=path.parent)
     monkeypatch.undo()
     assert torch.load(path, weights_only=True)["epoch"] == 2
     return path, reference
@@ -98,7 +97,7 @@ def kept_checkpoint(tmp_path, monkeypatch):
 def test_resuming_after_the_last_epoch_gives_the_same_metrics(kept_checkpoint):
     path, reference = kept_checkpoint
     lines = []
-    again = evaluate(spec(epochs=2), log=lines.append, checkpoint=path)
+    again = train(spec(epochs=2), log=lines.append, checkpoint_dir=path.parent)
     assert any(line.startswith("resumed from epoch 2") for line in lines)
     assert not any(line.startswith("epoch ") for line in lines)
     assert without_clock(again.metrics) == without_clock(reference.metrics) and again.epochs == reference.epochs
@@ -112,7 +111,7 @@ def test_a_damaged_checkpoint_is_ignored_and_training_starts_over(kept_checkpoin
     data = path.read_bytes()
     path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x80\x04not a checkpoint", "empty": b""}[damage])
     lines = []
-    again = evaluate(spec(epochs=2), log=lines.append, checkpoint=path)
+    again = train(spec(epochs=2), log=lines.append, checkpoint_dir=path.parent)
     assert any("ignored: unreadable" in line and "training from epoch 1" in line for line in lines), lines
     assert [line.split("/")[0] for line in lines if line.startswith("epoch ")] == ["epoch 1", "epoch 2"]
     assert without_clock(again.metrics) == without_clock(reference.metrics)
@@ -123,10 +122,10 @@ def test_a_checkpoint_of_another_spec_is_ignored(kept_checkpoint):
     path, _ = kept_checkpoint
     other = spec(epochs=2, seed=8)
     lines = []
-    result = evaluate(other, log=lines.append, checkpoint=path)
+    result = train(other, log=lines.append, checkpoint_dir=path.parent)
     assert any("ignored: it belongs to another spec" in line for line in lines), lines
     assert not any("resumed" in line for line in lines)
-    fresh = evaluate(other, log=lambda _: None)
+    fresh = train(other)
     assert without_clock(result.metrics) == without_clock(fresh.metrics)
 
 

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from nas.config import ConfigError, candidates_in, frozen, load_config, resolve_runs
-from tests.conftest import REPO, table_run
+from tests.helpers import REPO, table_run
 
 
 def test_default_config_resolves_with_every_default_filled():
@@ -13,7 +13,7 @@ def test_default_config_resolves_with_every_default_filled():
     assert demo["name"] == "demo"
     assert demo["strategy"]["name"] == "rea" and demo["space"]["name"] == "nb201"
     assert demo["task"]["name"] == "digits" and demo["evaluator"]["name"] == "train"
-    assert demo["resources"]["gpus"] == 0 and demo["task"]["download"] is False
+    assert demo["resources"]["gpus"] == 0 and demo["task"]["val_size"] == 300 and demo["task_id"].startswith("digits")
     assert "generations" not in frozen(demo) and "resources" not in frozen(demo)
     assert candidates_in(demo, 0) == demo["population"] and candidates_in(demo, 3) == demo["candidates"]
 
@@ -24,9 +24,11 @@ def test_runs_override_defaults_and_a_new_name_starts_afresh(nb201_table):
         "runs": {"a": None, "b": {"seed": 3, "strategy": {"name": "rea"}}, "c": {"strategy": {"elitism": 1}}},
     }
     runs = resolve_runs(config)
-    assert runs["a"]["strategy"] == {"name": "ga", "elitism": 2}
-    assert runs["b"]["strategy"] == {"name": "rea"} and runs["b"]["seed"] == 3
-    assert runs["c"]["strategy"] == {"name": "ga", "elitism": 1}
+    assert runs["a"]["strategy"]["name"] == "ga" and runs["a"]["strategy"]["elitism"] == 2
+    # rea's own defaults only: nothing of the default ga's options leaks into it.
+    assert runs["b"]["strategy"] == {"name": "rea", "sample_size": 3, "mutation": "space", "mutation_rate": 1.0}
+    assert runs["b"]["seed"] == 3
+    assert runs["c"]["strategy"]["name"] == "ga" and runs["c"]["strategy"]["elitism"] == 1
 
 
 BAD = [

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from nas.config import ConfigError, load_config, resolve_runs
-from tests.conftest import snakemake, table_run
+from tests.helpers import snakemake, table_run
 
 TABLE = "<table>"  # replaced by the path of a real benchmark table
 
@@ -85,7 +85,7 @@ REFUSED: list[tuple[str, Any, list[str]]] = [
     ("chain-with-channels", run(space={"name": "chain", "channels": 8}),
      ["config key runs.bad.space.channels:", "space 'chain' takes no option 'channels'", "max_layers"]),
     ("train-evaluator-with-table-path", run(evaluator={"name": "train", "path": "x.csv"}),
-     ["config key runs.bad.evaluator.path:", "only the table evaluator"]),
+     ["config key runs.bad.evaluator.path:", "evaluator 'train' takes no option 'path'", "has no options"]),
     # the table evaluator
     ("table-without-path", {"runs": {"bad": table(name="table", arch_column="arch", val_column="val")}},
      ["config key runs.bad.evaluator.path:", "needs `path`"]),

@@ -11,18 +11,33 @@ import torch
 import yaml
 
 from nas.config import ConfigError, resolve_runs
-from nas.meta.features import task_id
-from nas.tasks import TaskError, check, describe, load
+from nas.tasks import TaskError, task_for
 from nas.tasks.digits import resample_matrix, variant
-from tests.conftest import REPO, nas_cli
+from tests.helpers import REPO, nas_cli
 
 BASE = {"name": "digits", "train_size": 200, "val_size": 150}
 
 
+def check(cfg):
+    task_for(cfg).check()
+
+
+def describe(cfg):
+    return task_for(cfg).describe()
+
+
+def load(cfg, seed):
+    return task_for(cfg).splits(seed)
+
+
+def task_id(run):
+    return task_for(run["task"]).task_id()
+
+
 def test_describe_reports_classes_and_shape_without_torch():
-    code = ("import sys; from nas.tasks import describe, check; "
+    code = ("import sys; from nas.tasks import task_for; "
             "cfg = {'name': 'digits', 'classes': [3, 1, 4], 'image_size': 16, 'rotation': 90, 'noise': 0.2}; "
-            "check(cfg); print(describe(cfg)); assert 'torch' not in sys.modules")
+            "task_for(cfg).check(); print(task_for(cfg).describe()); assert 'torch' not in sys.modules")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "input_shape=(1, 16, 16), num_classes=3" in out.stdout
@@ -97,7 +112,7 @@ def test_bad_variant_options_are_refused_naming_the_key(options, message):
 
 
 def test_digits_options_are_refused_on_other_tasks(tmp_path):
-    with pytest.raises(TaskError, match="task.rotation is an option of the digits task only"):
+    with pytest.raises(TaskError, match="task 'cifar10' takes no option 'rotation'"):
         check({"name": "cifar10", "root": str(tmp_path), "download": True, "rotation": 90})
 
 
@@ -134,8 +149,8 @@ def test_the_family_experiment_config_passes_the_check(tmp_path):
     listed = nas_cli("check", str(config), cwd=tmp_path).stdout
     assert "rot180-noise-warm-s1" in listed and "src-size16" in listed
     runs = resolve_runs(yaml.safe_load(config.read_text()))
-    targets = {task_id(r) for n, r in runs.items() if "-cold-" in n}
-    sources = {task_id(r) for n, r in runs.items() if n.startswith("src-")}
+    targets = {r["task_id"] for n, r in runs.items() if "-cold-" in n}
+    sources = {r["task_id"] for n, r in runs.items() if n.startswith("src-")}
     assert len(targets) == 2 and len(sources) == 4 and not targets & sources
     assert all(runs[n]["warm_start"]["model"] == "results/meta" for n in runs if "-warm-" in n)
 

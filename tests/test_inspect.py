@@ -12,7 +12,7 @@ import yaml
 
 from nas import layout
 from nas.inspect import scan_run
-from tests.conftest import nas_cli, snakemake, table_run, write_config, write_nb201_table
+from tests.helpers import nas_cli, snakemake, table_run, write_config, write_nb201_table
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_compare_table_and_plot(finished, tmp_path):
         assert float(rows[run][8]) == s["best"]["val_acc"] and float(rows[run][9]) == s["best"]["test_acc"]
         history = list(csv.DictReader((work / "results" / run / "history.tsv").open(), delimiter="\t"))
         first = next(i for i, r in enumerate(history, 1) if float(r["val_acc"]) == s["best"]["val_acc"])
-        assert rows[run][-1] == str(first)
+        assert rows[run][-2] == str(first) and rows[run][-1] == "table:table.csv:val"
         assert f"{run} best: {s['best']['arch']}" in out
     assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(tmp_path.glob(".cmp.png*"))  # written atomically, nothing left aside

@@ -10,13 +10,16 @@ import pytest
 
 from nas.config import ConfigError, resolve_runs
 from nas.io import write_json, write_tsv, write_yaml
-from nas.meta.features import FEATURES, computed, task_id, task_record
-from nas.meta.knowledge import CLIP, Knowledge, finished_runs, from_runs, from_table, read_knowledge, table_task
+from nas.config import frozen
+from nas.evaluators.table import table_task_id as table_task
+from nas.meta.features import FEATURES, FEATURES_VERSION, computed, task_record
+from nas.meta.knowledge import CLIP, Knowledge, finished_runs, from_runs, from_table, read_knowledge
 from nas.meta.model import MetaModel
 from nas.meta.settings import meta_runs
-from nas.search import COLUMNS, propose, strategy_for
+from nas.runner import strategy_for
+from nas.search import aggregate, columns, evaluated, propose
 from nas.spaces import make_space
-from tests.conftest import OPS3, nb201_arch, synthetic_score, table_run
+from tests.helpers import OPS3, nb201_arch, synthetic_score, table_run
 
 SPACE = {"name": "nb201", "ops": OPS3}
 ALL = [list(ops) for ops in itertools.product(OPS3, repeat=6)]
@@ -38,7 +41,7 @@ def three_column_table(path, noise=(0.5, 0.5, 0.5)):
 
 
 def test_data_task_features_are_complete_and_deterministic():
-    run = {"name": "r", "seed": 0, "task": {"name": "digits", "val_size": 300}}
+    run = {"name": "r", "seed": 0, "task": {"name": "digits", "val_size": 300}, "evaluator": {"name": "train"}}
     first, second = computed(run), computed(run)
     assert list(first) == list(FEATURES) and first == second
     assert all(math.isfinite(v) for v in first.values())
@@ -57,16 +60,16 @@ def test_pixel_statistics_ignore_normalisation_and_see_pixel_noise():
     assert pixel_statistics(3 * gray - 7) == pytest.approx(stats, abs=1e-4)
     noisy = pixel_statistics(gray + torch.randn(20, 8, 8, generator=torch.Generator().manual_seed(0)))
     assert noisy["neighbour_corr"] < stats["neighbour_corr"] - 0.1
-    run = {"name": "r", "seed": 0, "task": {"name": "digits", "val_size": 300}}
+    run = {"name": "r", "seed": 0, "task": {"name": "digits", "val_size": 300}, "evaluator": {"name": "train"}}
     clean, digits_noisy = computed(run), computed({**run, "task": {**run["task"], "noise": 0.3}})
     assert digits_noisy["neighbour_corr"] < clean["neighbour_corr"] - 0.1
 
 
 def test_task_ids_and_declared_features(nb201_table):
     run = table_run(nb201_table, task={"name": "digits", "features": {"log_classes": 2.0}})
-    record = task_record(run)
-    assert record == {"task": f"table:{nb201_table.name}:val", "features": {"log_classes": 2.0}, "source": "config"}
-    assert task_id({"task": {"name": "digits", "root": "/x", "train_size": 100}}) == "digits train_size=100"
+    record = task_record(resolve_runs({"runs": {"t": run}})["t"])
+    assert record == {"task": f"table:{nb201_table.name}:val", "features": {"log_classes": 2.0}, "source": "config",
+                      "version": FEATURES_VERSION}
 
 
 # -- knowledge base ---------------------------------------------------------------------------
@@ -74,12 +77,13 @@ def test_task_ids_and_declared_features(nb201_table):
 
 def fake_run(results, name, task, features, values):
     rdir = results / name
+    run = resolve_runs({"runs": {name: {"space": SPACE}}})[name]
     rows = [{"run": name, "generation": 0, "candidate": f"c{i:02d}", "arch": nb201_arch(ops),
              "status": "ok" if math.isfinite(v) else "diverged", "val_acc": v if math.isfinite(v) else None,
              "genome": [OPS3.index(o) for o in ops]} for i, (ops, v) in enumerate(values)]
-    write_tsv(rdir / "history.tsv", COLUMNS, rows)
+    write_tsv(rdir / "history.tsv", columns(run), rows)
     write_json(rdir / "task.json", {"task": task, "features": features, "source": "config"})
-    write_yaml(rdir / "run.yaml", {"name": name, "space": SPACE})
+    write_yaml(rdir / "run.yaml", frozen(run))
     return rdir
 
 
@@ -111,17 +115,17 @@ def test_knowledge_from_runs_and_a_table(tmp_path):
 def test_a_task_json_of_older_features_is_moved_aside_to_be_made_again(tmp_path):
     from nas.io import CorruptArtefact
     from nas.meta.features import read_task
-    from tests.conftest import nas_cli
+    from tests.helpers import nas_cli
 
     rdir = fake_run(tmp_path / "results", "r1", "digits", {}, [(ALL[-1], 90.0), (ALL[0], 10.0), (ALL[5], 50.0)])
-    new = ("neighbour_corr", "pixel_skew", "pixel_kurtosis")
-    old = {**{k: 0.5 for k in FEATURES if k not in new}, "pixel_mean": 0.0, "pixel_std": 1.0, "contrast": 1.0}
+    # Version 1: the features of the first MAX_IMAGES images, not of a random sample (no "version").
+    old = {**{k: 0.5 for k in FEATURES}}
     write_json(rdir / "task.json", {"task": "digits", "features": old, "source": "data"})
-    with pytest.raises(CorruptArtefact, match=r"task.json: .*older version's \(no neighbour_corr, pixel_skew, pixel_kurtosis\)"):
+    with pytest.raises(CorruptArtefact, match=r"task.json: its features are of version None, not 2"):
         read_task(rdir / "task.json")
     # The meta_model rule's command moves it aside; the next snakemake makes it again.
     out = nas_cli("meta", "build", "--out", "results/meta", cwd=tmp_path, check=False)
-    assert out.returncode == 2 and "older version's" in out.stderr
+    assert out.returncode == 2 and "of version None" in out.stderr
     assert not (rdir / "task.json").exists() and (rdir / "task.json.corrupt").exists()
     declared = {"log_classes": 2.3}  # a table task's task.json has declared features only: not stale
     write_json(rdir / "task.json", {"task": "t", "features": declared, "source": "config"})
@@ -271,11 +275,12 @@ def test_first_generation_starts_from_the_seeds(nb201_table, model_dir, strategy
     run = warm_run(nb201_table, model_dir, strategy)
     seeds = [make_space(SPACE).to_string(g) for g in strategy_for(run).warm.seeds]
     assert len(seeds) == 4 and seeds[0] == nb201_arch(["skip_connect"] * 6)
-    specs = propose(run, 0, strategy_for(run).initial_state(), [])
+    specs = propose(run, 0, strategy_for(run).initial_state(), [], strategy_for(run))
     assert [s["arch"] for s in specs[:4]] == seeds and {s["origin"] for s in specs[:4]} == {"meta"}
     assert len(specs) == 6 and len({s["arch"] for s in specs}) == 6
     cold = {k: v for k, v in run.items() if k != "warm_start"}
-    assert [s["arch"] for s in propose(cold, 0, strategy_for(cold).initial_state(), [])][:4] != seeds
+    cold_strategy = strategy_for(cold)
+    assert [s["arch"] for s in propose(cold, 0, cold_strategy.initial_state(), [], cold_strategy)][:4] != seeds
 
 
 def test_pretrained_reinforce_puts_more_probability_on_the_seeds(nb201_table, model_dir):
@@ -294,7 +299,6 @@ def test_pretrained_reinforce_puts_more_probability_on_the_seeds(nb201_table, mo
 
 
 def test_the_filter_keeps_the_best_scored_proposals(nb201_table, model_dir):
-    from nas.search import evaluated
     from nas.evaluators.table import table_for
 
     run = warm_run(nb201_table, model_dir, {"name": "rea", "sample_size": 2}, filter=5)
@@ -302,10 +306,8 @@ def test_the_filter_keeps_the_best_scored_proposals(nb201_table, model_dir):
     state = strategy.initial_state()
     specs = propose(run, 0, state, [], strategy)
     table = table_for(run["evaluator"])
-    from nas.search import aggregate
-
     rows, state = aggregate(run, state, specs, [table.metrics(s["arch"]) for s in specs], strategy)
-    history = [evaluated(r) for r in rows]
+    history = [evaluated(r, run["objectives"]) for r in rows]
     rng = np.random.default_rng(0)
     many = strategy.propose(state, history, 4 * 5, np.random.default_rng(0))
     kept = strategy.proposals(state, history, 4, rng)
@@ -340,3 +342,21 @@ def test_warm_start_inputs_are_the_model_and_task_json_of_generation_zero():
     run = {"name": "w", "warm_start": {"model": "results/meta"}}
     assert warm_start_inputs(run, "000") == ["results/meta/model.json", "results/w/task.json"]
     assert warm_start_inputs(run, 1) == [] and warm_start_inputs({"name": "c"}, 0) == []
+
+
+def test_features_see_a_random_sample_not_the_first_classes(tmp_path):
+    """An image folder's split is ordered by class: its first 512 of 615 training
+    images hold 7 of the 8 classes (label_entropy 0.93); a seeded sample holds them all."""
+    from PIL import Image
+
+    from nas.meta.features import MAX_IMAGES, sample
+
+    rng = np.random.default_rng(0)
+    for c in range(8):
+        (tmp_path / "train" / f"c{c}").mkdir(parents=True)
+        for i in range(120):
+            Image.fromarray(rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)).save(tmp_path / "train" / f"c{c}" / f"{i}.png")
+    run = resolve_runs({"runs": {"r": {"task": {"name": "image_folder", "root": str(tmp_path), "image_size": 4}}}})["r"]
+    features = computed(run)
+    assert features["label_entropy"] > 0.99 and features["log_train"] == pytest.approx(math.log(615))
+    assert sample(615) == sample(615) and len(sample(615)) == MAX_IMAGES and sample(300) == list(range(300))

@@ -9,7 +9,7 @@ import yaml
 
 from nas.bench import run_bench
 from nas.io import read_tsv
-from tests.conftest import OPS3, nas_cli, snakemake, write_config
+from tests.helpers import OPS3, nas_cli, snakemake, write_config
 from tests.test_meta import three_column_table
 
 

@@ -14,7 +14,7 @@ from nas.spaces.nb201 import ALL_OPS
 from nas.strategies.base import Evaluated, StrategyError, fittest
 from nas.strategies.random_search import RandomSearch
 from nas.strategies.reinforce import Reinforce
-from tests.conftest import OPS3, synthetic_score
+from tests.helpers import OPS3, synthetic_score
 
 NB201 = make_space({"name": "nb201", "ops": OPS3})
 CHAIN = make_space({"name": "chain", "max_layers": 5})

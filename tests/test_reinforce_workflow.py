@@ -6,10 +6,10 @@ import pytest
 import yaml
 
 from nas.config import resolve_runs
-from nas.evaluators.table import evaluate as look_up
 from nas.io import tsv_text
-from nas.search import COLUMNS, run_in_process
-from tests.conftest import snakemake, table_run, write_config
+from nas.runner import run_in_process
+from nas.search import columns
+from tests.helpers import look_up, snakemake, table_run, write_config
 
 
 def test_policy_files_reloaded_each_epoch_give_the_in_process_search(tmp_path, nb201_table):
@@ -25,7 +25,7 @@ def test_policy_files_reloaded_each_epoch_give_the_in_process_search(tmp_path, n
     for name, run in resolved.items():
         rdir = tmp_path / "results" / name
         assert (rdir / "gen_002" / "state" / "policy.pt").is_file()
-        assert (rdir / "history.tsv").read_text() == tsv_text(COLUMNS, run_in_process(run, look_up))
+        assert (rdir / "history.tsv").read_text() == tsv_text(columns(run), run_in_process(run, look_up))
 
 
 @pytest.mark.parametrize("formulation", ["generate", "edit"])

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from nas import layout
-from tests.conftest import REPO, SNAKEMAKE, nb201_table, snakemake, table_run, write_config  # noqa: F401
+from tests.helpers import REPO, SNAKEMAKE, snakemake, table_run, write_config
 
 TINY = {
     "seed": 1,
@@ -107,11 +107,12 @@ def test_sigkill_mid_generation_then_resume_equals_uninterrupted(tmp_path):
     "step, output",
     [
         ("propose", lambda run: layout.candidates_dir(run, 2)),
-        ("train", lambda run: layout.metrics(run, 1, 2)),
+        # A table's look-ups: one job evaluates the whole generation.
+        ("evaluate", lambda run: layout.metrics(run, 1, 0)),
         ("aggregate", lambda run: layout.table(run, 1)),
     ],
 )
-def test_sigkill_during_a_step_then_resume_gives_identical_history(step, output, tmp_path, nb201_table):  # noqa: F811
+def test_sigkill_during_a_step_then_resume_gives_identical_history(step, output, tmp_path, nb201_table):
     """Killed while one step runs (its log exists, its output not yet): after
     --unlock and the same command, every file is as in an uninterrupted run,
     history.tsv byte for byte (the table evaluator measures no clock)."""
@@ -122,8 +123,8 @@ def test_sigkill_during_a_step_then_resume_gives_identical_history(step, output,
     snakemake(straight, "--configfile", "config.yaml")
 
     run = layout.run_dir("r")
-    g, c = (2, None) if step == "propose" else (1, 2 if step == "train" else None)
-    log = killed / layout.log(run, step, g, c)
+    g = 2 if step == "propose" else 1
+    log = killed / layout.log(run, step, g)
     proc = subprocess.Popen(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(killed), "--cores", "2", "--configfile",
          "config.yaml"],
@@ -143,7 +144,7 @@ def test_sigkill_during_a_step_then_resume_gives_identical_history(step, output,
     assert deterministic_files(a) == deterministic_files(b)
 
 
-def test_a_second_snakemake_on_the_same_results_is_refused(tmp_path, nb201_table):  # noqa: F811
+def test_a_second_snakemake_on_the_same_results_is_refused(tmp_path, nb201_table):
     write_config(tmp_path / "config.yaml", {"r": table_run(nb201_table, generations=3)})
     first = subprocess.Popen(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", "--configfile",

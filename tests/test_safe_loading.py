@@ -7,11 +7,10 @@ docstrings do not count) for pickle-based loaders.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 PICKLING_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 

@@ -14,8 +14,9 @@ import pytest
 from nas import shared_trainer
 from nas.config import resolve_runs
 from nas.io import read_json, read_tsv, write_yaml
+from nas.runner import strategy_for
 from nas.search import propose
-from tests.conftest import REPO, nas_cli
+from tests.helpers import REPO, nas_cli
 
 TINY = {
     "space": {"name": "nb201", "channels": 4, "cells_per_stage": 1},
@@ -29,7 +30,7 @@ def specs(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("specs")
     run = resolve_runs({"runs": {"r": {**TINY, "population": 2}}})["r"]
     paths = []
-    for spec in propose(run, 0, {}, []):
+    for spec in propose(run, 0, {}, [], strategy_for(run)):
         paths.append(folder / f"{spec['candidate']}.yaml")
         write_yaml(paths[-1], spec)
     return paths

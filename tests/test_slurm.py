@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, snakemake, write_config
+from tests.helpers import REPO, snakemake, write_config
 from nas import layout
 from nas.io import read_json, read_tsv
 

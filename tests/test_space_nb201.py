@@ -221,7 +221,9 @@ def test_parameter_counts_match_the_benchmark(space):
 def test_macro_skeleton_widths():
     space = NB201Space(channels=4, cells_per_stage=2)
     net = space.build(space.from_string(EXAMPLE), (3, 16, 16), 5)
-    assert net[0].out_channels == 4
-    assert net[-1].in_features == 16 and net[-1].out_features == 5
+    parts = [m for stage in net.backbone.body for m in stage] + list(net.head)
+    assert parts[0].out_channels == 4
+    assert parts[-1].in_features == 16 and parts[-1].out_features == 5
     # stem (2) + 3 stages of 2 cells + 2 reductions + BN, ReLU, pool, flatten, linear
-    assert len(net) == 2 + 6 + 2 + 5
+    assert len(parts) == 2 + 6 + 2 + 5
+    assert [(s.channels, s.stride) for s in net.backbone.stages] == [(4, 1), (8, 2), (16, 4)]

@@ -12,10 +12,13 @@ import yaml
 from nas import layout
 from nas.config import frozen, resolve_runs
 from nas.io import ArtefactError, read_json, read_tsv, write_yaml
-from nas.report import best_row, best_so_far, spread
-from nas.search import run_in_process
+from nas.objectives import best_row, best_so_far
+from nas.report import spread
+from nas.runner import run_in_process
 from nas.steps import aggregate, propose
-from tests.conftest import nas_cli, table_run
+from tests.helpers import OPS3, look_up, nas_cli, synthetic_score, table_run
+
+MAX_VAL_ACC = [{"metric": "val_acc", "direction": "max"}]
 
 
 def make_run_dir(tmp_path, nb201_table, **overrides):
@@ -31,10 +34,13 @@ def test_steps_by_hand(tmp_path, nb201_table):
         nas_cli("propose", str(rdir), "--generation", str(g), cwd=tmp_path)
         specs = sorted((tmp_path / layout.candidates_dir(rdir, g)).glob("c*.yaml"))
         assert len(specs) == (6 if g == 0 else 4)
+        if g == 0:  # one candidate at a time
+            for spec in specs:
+                nas_cli("train", str(spec), "--out", str(tmp_path / layout.eval_dir(rdir, g, spec.stem)), cwd=tmp_path)
+        else:  # the whole generation in one job, as the workflow does for a table
+            nas_cli("evaluate", str(rdir), "--generation", str(g), cwd=tmp_path)
         for spec in specs:
-            out = tmp_path / layout.eval_dir(rdir, g, spec.stem)
-            nas_cli("train", str(spec), "--out", str(out), cwd=tmp_path)
-            assert read_json(out / "metrics.json")["status"] == "ok"
+            assert read_json(tmp_path / layout.metrics(rdir, g, spec.stem))["status"] == "ok"
         nas_cli("aggregate", str(rdir), "--generation", str(g), cwd=tmp_path)
     proc = nas_cli("report", str(rdir), "--generations", "2", cwd=tmp_path)
     summary = json.loads(proc.stdout)
@@ -58,7 +64,6 @@ def test_spec_is_self_contained_and_retrains_alone(tmp_path, nb201_table):
     assert spec == specs[0]
     assert {"space", "task", "training", "evaluator", "seed", "run_seed"} <= set(spec)
     nas_cli("train", layout.spec(rdir, 0, 0), "--out", str(tmp_path / "alone"), cwd=tmp_path)
-    from tests.conftest import OPS3, synthetic_score
 
     ops = [part.split("~")[0] for part in spec["arch"].strip("|").replace("+", "").split("|") if part]
     assert all(op in OPS3 for op in ops)
@@ -97,7 +102,6 @@ def test_aggregate_before_training_names_the_missing_metrics(tmp_path, nb201_tab
 
 def test_failed_candidates_get_worst_fitness_and_the_search_goes_on(nb201_table):
     run = resolve_runs({"runs": {"r": table_run(nb201_table, generations=4, strategy={"name": "ga"})}})["r"]
-    from nas.evaluators.table import evaluate as look_up
 
     def sometimes_diverges(spec):
         metrics = look_up(spec)
@@ -109,17 +113,17 @@ def test_failed_candidates_get_worst_fitness_and_the_search_goes_on(nb201_table)
     assert len(rows) == 6 + 3 * 4
     statuses = {r["status"] for r in rows}
     assert statuses == {"ok", "diverged"}
-    best = best_row(rows)
+    best = best_row(rows, run["objectives"])
     assert best["status"] == "ok" and best["arch"].count("nor_conv_3x3") < 3
     assert all(r["val_acc"] is None for r in rows if r["status"] == "diverged")
 
 
 def test_best_so_far_and_spread():
     rows = [{"status": "diverged", "val_acc": None}, {"status": "ok", "val_acc": 3.0}, {"status": "ok", "val_acc": 1.0}]
-    curve = best_so_far(rows)
+    curve = best_so_far(rows, MAX_VAL_ACC)
     assert math.isnan(curve[0]) and curve[1:] == [3.0, 3.0]
-    assert best_row(rows) is rows[1]
-    assert best_row(rows[:1]) is None
+    assert best_row(rows, MAX_VAL_ACC) is rows[1]
+    assert best_row(rows[:1], MAX_VAL_ACC) is None
     s = spread([1.0, 2.0, 3.0, 4.0, math.nan])
     assert s["count"] == 4 and s["min"] == 1 and s["max"] == 4 and s["median"] == 2.5
 

@@ -6,7 +6,7 @@ import pytest
 from nas.spaces import make_space
 from nas.strategies import Evaluated, StrategyError, make_strategy
 from nas.strategies.base import fittest, population_from_state
-from tests.conftest import OPS3, synthetic_score
+from tests.helpers import OPS3, synthetic_score
 
 SPACE = make_space({"name": "nb201", "ops": OPS3})
 

@@ -12,13 +12,25 @@ import numpy as np
 import pytest
 import torch
 
-from nas.tasks import TASKS, TaskError, check, describe, load
-from tests.conftest import REPO
+from nas.tasks import TASKS, TaskError, task_for
+from tests.helpers import REPO
+
+
+def check(cfg):
+    task_for(cfg).check()
+
+
+def describe(cfg):
+    return task_for(cfg).describe()
+
+
+def load(cfg, seed):
+    return task_for(cfg).splits(seed)
 
 
 def test_describe_and_check_do_not_import_torch():
-    code = ("import sys; from nas.tasks import describe, check; check({'name': 'digits'}); "
-            "print(describe({'name': 'cifar100'})); assert 'torch' not in sys.modules")
+    code = ("import sys; from nas.tasks import task_for; task_for({'name': 'digits'}).check(); "
+            "print(task_for({'name': 'cifar100'}).describe()); assert 'torch' not in sys.modules")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "num_classes=100" in out.stdout
@@ -107,7 +119,7 @@ def test_every_task_name_is_in_the_schema():
     import yaml
 
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
-    assert tuple(schema["$defs"]["run"]["properties"]["task"]["properties"]["name"]["enum"]) == TASKS
+    assert tuple(schema["$defs"]["run"]["properties"]["task"]["properties"]["name"]["enum"]) == tuple(TASKS)
 
 
 # -- torchvision loaders on tiny fake data -------------------------------------------

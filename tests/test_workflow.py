@@ -11,10 +11,10 @@ import yaml
 
 from nas import layout
 from nas.config import resolve_runs
-from nas.evaluators.table import evaluate as look_up
 from nas.io import tsv_text
-from nas.search import COLUMNS, run_in_process
-from tests.conftest import snakemake, table_run, write_config, write_nb201_table
+from nas.runner import run_in_process
+from nas.search import columns
+from tests.helpers import look_up, snakemake, table_run, write_config, write_nb201_table
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -34,7 +34,8 @@ def finished(tmp_path_factory):
 
 
 def test_every_artefact_is_written(finished):
-    work, _, runs, _ = finished
+    work, config, runs, _ = finished
+    resolved = resolve_runs(yaml.safe_load(config.read_text()))
     for name in runs:
         rdir = work / layout.run_dir(name)
         assert yaml.safe_load((rdir / "run.yaml").read_text())["name"] == name
@@ -46,9 +47,9 @@ def test_every_artefact_is_written(finished):
             assert len(read_rows(rdir / f"gen_{g:03d}" / "table.tsv")) == n
             assert (rdir / f"gen_{g:03d}" / "state" / "state.json").is_file()
         history = read_rows(rdir / "history.tsv")
-        assert len(history) == 14 and list(history[0]) == list(COLUMNS)
+        assert len(history) == 14 and list(history[0]) == list(columns(resolved[name]))
         assert (rdir / "progress.png").read_bytes()[:4] == b"\x89PNG"
-        assert list((rdir / "logs").glob("train_gen_000_c00.log")) and list((rdir / "benchmarks").glob("*.tsv"))
+        assert list((rdir / "logs").glob("evaluate_gen_000.log")) and list((rdir / "benchmarks").glob("*.tsv"))
 
 
 def test_summary_and_best_agree_with_history(finished):
@@ -60,8 +61,9 @@ def test_summary_and_best_agree_with_history(finished):
         best = max(history, key=lambda r: float(r["val_acc"]))
         assert summary["best"]["val_acc"] == float(best["val_acc"])
         assert summary["evaluations"] == 14 and summary["status"] == {"ok": 14}
-        assert summary["val_acc_spread"]["max"] - summary["val_acc_spread"]["min"] > 0
-        curve = summary["best_val_acc_by_generation"]
+        assert summary["objective"] == {"metric": "val_acc", "direction": "max"}
+        assert summary["spread"]["max"] - summary["spread"]["min"] > 0
+        curve = summary["best_by_generation"]
         assert curve == sorted(curve) and curve[-1] == summary["best"]["val_acc"]
         best_spec = yaml.safe_load((rdir / "best.yaml").read_text())
         assert best_spec["arch"] == summary["best"]["arch"] == best["arch"]
@@ -74,7 +76,9 @@ def test_workflow_equals_the_in_process_search(finished):
     runs = resolve_runs(yaml.safe_load(config.read_text()))
     for name, run in runs.items():
         rows = run_in_process(run, look_up)
-        assert (work / "results" / name / "history.tsv").read_text() == tsv_text(COLUMNS, rows)
+        assert (work / "results" / name / "history.tsv").read_text() == tsv_text(columns(run), rows)
+        # The run's own evaluator, by default, is the same look-up.
+        assert run_in_process(run) == rows
 
 
 def test_nothing_reruns_when_everything_is_done(finished):
@@ -90,7 +94,9 @@ def test_extending_generations_runs_only_the_new_ones(tmp_path, nb201_table):
     config = write_config(tmp_path / "c.yaml", {"r": table_run(nb201_table, generations=4)})
     plan = snakemake(tmp_path, "--configfile", str(config), "-n").stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, re.M))
-    assert counts["propose"] == "2" and counts["train"] == "8" and counts["aggregate"] == "2"
+    # A table's look-ups: one job per generation (of 4 candidates), no per-candidate train jobs.
+    assert counts["propose"] == "2" and counts["evaluate_later_4"] == "2" and counts["aggregate"] == "2"
+    assert "train" not in counts
     assert "run_settings" not in counts
     snakemake(tmp_path, "--configfile", str(config))
     assert (tmp_path / "results/r/gen_001/table.tsv").stat().st_mtime_ns == first
@@ -102,14 +108,15 @@ def test_changing_what_defines_a_run_reruns_it(tmp_path, nb201_table):
     snakemake(tmp_path, "--configfile", str(config))
     config = write_config(tmp_path / "c.yaml", {"r": table_run(nb201_table, generations=1, seed=5)})
     plan = snakemake(tmp_path, "--configfile", str(config), "-n").stdout
-    assert re.search(r"^run_settings\s+1$", plan, re.M) and re.search(r"^train\s+6$", plan, re.M)
+    assert re.search(r"^run_settings\s+1$", plan, re.M) and re.search(r"^evaluate_first_6\s+1$", plan, re.M)
 
 
 def test_dry_run_plans_every_generation(tmp_path, nb201_table):
     config = write_config(tmp_path / "c.yaml", {"long": table_run(nb201_table, generations=200, candidates=5)})
     plan = snakemake(tmp_path, "--configfile", str(config), "-n", timeout=120).stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, re.M))
-    assert counts["propose"] == "200" and counts["aggregate"] == "200" and counts["train"] == str(6 + 199 * 5)
+    assert counts["propose"] == "200" and counts["aggregate"] == "200"
+    assert counts["evaluate_first_6"] == "1" and counts["evaluate_later_5"] == "199"
 
 
 @pytest.mark.parametrize(

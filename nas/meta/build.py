@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from nas.io import read_yaml
+from nas.config import load_run
 from nas.meta.knowledge import Knowledge, finished_runs, from_runs, from_table
 from nas.meta.model import MetaModel
 
@@ -31,7 +31,7 @@ def build(
     for t in tables:
         from_table(t["path"], t.get("arch_column", "ArchitectureString"), t["columns"], knowledge)
     if space is None:
-        space = read_yaml(Path(runs[0]) / "run.yaml")["space"] if runs else DEFAULT_SPACE
+        space = load_run(runs[0])["space"] if runs else DEFAULT_SPACE
     model = MetaModel.build(knowledge, space)
     knowledge.write(out)
     model.save(out)

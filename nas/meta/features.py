@@ -3,24 +3,35 @@
 A data task's features are computed from its training split: size, classes,
 input shape, simple pixel and label statistics, and an embedding of the images
 by a small random convolutional network with fixed weights (the same network
-for every task, so embeddings are comparable). A tabular task (the table
-evaluator) has no data here: its features are whatever the config declares
-under `task.features` (for instance classes, n_train, height). Declared
-features always win over computed ones.
+for every task, so embeddings are comparable). The statistics and the
+embedding see a fixed random sample of MAX_IMAGES training images (all of them
+when there are no more), not the first ones: an image folder's split is
+ordered by class. A task whose evaluator has no data here (a table) has the
+features the config declares under `task.features` (for instance classes,
+n_train, height). Declared features always win over computed ones.
 
 Each run's features are saved as results/{run}/task.json:
-    {"task": "<task id>", "features": {name: value, ...}, "source": "data" | "config"}
-Runs with the same task id are one task in the knowledge base.
+    {"task": "<task id>", "features": {name: value, ...}, "source": "data" | "config",
+     "version": FEATURES_VERSION}
+Runs with the same task id (run.yaml's `task_id`, nas.tasks.base.Task.task_id)
+are one task in the knowledge base.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from nas import layout
+from nas.config import load_run
+from nas.evaluators import evaluator_for
 from nas.io import CorruptArtefact, read_json, write_json
+
+if TYPE_CHECKING:  # torch only in the task-features step
+    import torch
 
 # Computed features, in this order. Sizes enter as logarithms: 1,000 and
 # 2,000 images differ as much as 10,000 and 20,000.
@@ -33,32 +44,14 @@ STAT_FEATURES = ("neighbour_corr", "pixel_skew", "pixel_kurtosis", "label_entrop
 EMBED_DIM = 8
 EMBED_FEATURES = tuple(f"embed_{i}" for i in range(EMBED_DIM))
 FEATURES = SHAPE_FEATURES + STAT_FEATURES + EMBED_FEATURES
-# Images used for the statistics and the embedding (the first ones of the split).
+# Training images the statistics and the embedding see: a random sample of this
+# many, drawn with SAMPLE_SEED, or the whole split when it is no larger.
 MAX_IMAGES = 512
+SAMPLE_SEED = 0
 EMBED_SEED = 0
 EMBED_SIZE = 16
-# Task-config keys that do not change what the task is.
-NOT_IDENTITY = ("root", "download", "features")
-
-
-def task_id(run: dict[str, Any]) -> str:
-    """Which task a run searched on. Runs that share it pool their results.
-
-    A table evaluator's task is its table and column; a data task is its name
-    and the options that change the data (train_size, image_size, ...)."""
-    evaluator = run.get("evaluator") or {}
-    if evaluator.get("name") == "table":
-        return f"table:{Path(evaluator['path']).name}:{evaluator['val_column']}"
-    task = run.get("task") or {}
-    options = [f"{k}={_option(task[k])}" for k in sorted(task) if k not in ("name", *NOT_IDENTITY) and task[k] is not None]
-    return " ".join([str(task.get("name", "?")), *options])
-
-
-def _option(value: Any) -> str:
-    """An option's value in a task id: lists as 4,5,6 (no spaces)."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return str(value)
+# 2: images sampled at random, not the first MAX_IMAGES of the split.
+FEATURES_VERSION = 2
 
 
 def declared(run: dict[str, Any]) -> dict[str, float]:
@@ -75,17 +68,23 @@ def shape_features(n_train: int, classes: int, shape: tuple[int, int, int]) -> d
     }
 
 
+def sample(n: int) -> list[int]:
+    """Indices of the training images the features see: all when n <= MAX_IMAGES,
+    else MAX_IMAGES drawn at random with a fixed seed, in order."""
+    if n <= MAX_IMAGES:
+        return list(range(n))
+    return sorted(int(i) for i in np.random.default_rng(SAMPLE_SEED).choice(n, MAX_IMAGES, replace=False))
+
+
 def computed(run: dict[str, Any]) -> dict[str, float]:
     """Features of a data task from its training split (imports torch, loads the data)."""
     import torch
 
-    from nas.tasks import load
-
-    splits = load(run["task"], run.get("seed", 0))
+    splits = evaluator_for(run).data_task().splits(run.get("seed", 0))
     train = splits.train
-    n = min(len(train), MAX_IMAGES)
-    images = torch.stack([train[i][0] for i in range(n)]).float()
-    labels = torch.tensor([int(train[i][1]) for i in range(n)])
+    picked = sample(len(train))
+    images = torch.stack([train[i][0] for i in picked]).float()
+    labels = torch.tensor([int(train[i][1]) for i in picked])
     counts = torch.bincount(labels, minlength=splits.info.num_classes).float()
     p = counts[counts > 0] / counts.sum()
     entropy = float(-(p * p.log()).sum()) / math.log(max(splits.info.num_classes, 2))
@@ -97,7 +96,6 @@ def computed(run: dict[str, Any]) -> dict[str, float]:
 
 def pixel_statistics(gray: "torch.Tensor") -> dict[str, float]:
     """Shift- and scale-invariant statistics of (N, H, W) grey images."""
-    import torch
 
     def corr(a: torch.Tensor, b: torch.Tensor) -> float:
         a, b = a.flatten() - a.mean(), b.flatten() - b.mean()
@@ -137,24 +135,24 @@ def embed(images: "torch.Tensor") -> "torch.Tensor":
         return net(gray).mean(0)
 
 
+def has_data(run: dict[str, Any]) -> bool:
+    """Whether the run's features come from its data (else from config only)."""
+    return evaluator_for(run).data_task() is not None
+
+
 def task_record(run: dict[str, Any]) -> dict[str, Any]:
     """task.json of a run: its task id and features (declared ones win)."""
     own = declared(run)
-    if (run.get("evaluator") or {}).get("name") == "table":
-        return {"task": task_id(run), "features": own, "source": "config"}
-    return {"task": task_id(run), "features": {**computed(run), **own}, "source": "data"}
-
-
-def task_json(rdir: str | Path) -> str:
-    return f"{rdir}/task.json"
+    if not has_data(run):
+        return {"task": run["task_id"], "features": own, "source": "config", "version": FEATURES_VERSION}
+    return {"task": run["task_id"], "features": {**computed(run), **own}, "source": "data",
+            "version": FEATURES_VERSION}
 
 
 def write_task(rdir: str | Path) -> dict[str, Any]:
     """The task-features step: results/{run}/task.json from results/{run}/run.yaml."""
-    from nas.steps import load_run
-
     record = task_record(load_run(rdir))
-    write_json(task_json(rdir), record)
+    write_json(layout.task_json(rdir), record)
     return record
 
 
@@ -163,11 +161,11 @@ def read_task(path: str | Path) -> dict[str, Any]:
     if not isinstance(record, dict) or not isinstance(record.get("task"), str) \
             or not isinstance(record.get("features"), dict):
         raise CorruptArtefact(path, "expected {'task': ..., 'features': {...}}")
-    missing = [k for k in FEATURES if k not in record["features"]]
-    if record.get("source") == "data" and missing:
-        # Written by an older version whose features differ: comparing it with
+    if record.get("source") == "data" and record.get("version") != FEATURES_VERSION:
+        # Written by another version, whose features differ: comparing it with
         # today's tasks would mismatch silently, so it is made again instead.
-        raise CorruptArtefact(path, f"its features are an older version's (no {', '.join(missing)})")
+        raise CorruptArtefact(path, f"its features are of version {record.get('version')!r}, "
+                              f"not {FEATURES_VERSION} (made by another version of snakenas)")
     return record
 
 
@@ -175,9 +173,9 @@ def features_for(run: dict[str, Any]) -> dict[str, float]:
     """The features a warm start ranks for: declared ones, else (a data task)
     results/{run}/task.json when the task step wrote it, else computed now."""
     own = declared(run)
-    if (run.get("evaluator") or {}).get("name") == "table":
+    if not has_data(run):
         return own
-    path = Path(task_json(layout.run_dir(run["name"])))
+    path = Path(layout.task_json(layout.run_dir(run["name"])))
     if path.is_file():
         return {k: float(v) for k, v in read_task(path)["features"].items()}
     return {**computed(run), **own}

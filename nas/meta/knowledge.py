@@ -28,9 +28,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from nas import layout
-from nas.evaluators.table import TableError, _delimiter
+from nas.config import load_run
+from nas.evaluators.table import TableError, table_delimiter, table_task_id
 from nas.io import CorruptArtefact, read_json, read_tsv, write_json, write_tsv
-from nas.meta.features import read_task, task_json
+from nas.meta.features import read_task
+from nas.objectives import fitness, objectives_of
 
 CLIP = 3.0
 COLUMNS = ("task", "arch", "score", "value", "count")
@@ -80,16 +82,16 @@ def normalise(values: dict[str, float]) -> dict[str, float]:
 
 
 def from_runs(run_dirs: Iterable[str | Path], knowledge: Knowledge | None = None) -> Knowledge:
-    """Add each finished run (history.tsv and task.json) to the knowledge base."""
-    from nas.search import fitness
-
+    """Add each finished run (history.tsv and task.json) to the knowledge base; an
+    architecture's value is its signed primary objective (larger is better)."""
     knowledge = knowledge or Knowledge()
     for rdir in run_dirs:
-        record = read_task(task_json(rdir))
+        record = read_task(layout.task_json(rdir))
+        objectives = objectives_of(load_run(rdir))
         features = {k: float(v) for k, v in record["features"].items()}
         knowledge.tasks.setdefault(record["task"], {}).update(features)
         for row in read_tsv(layout.history(rdir)):
-            knowledge.add(record["task"], features, row["arch"], fitness(row))
+            knowledge.add(record["task"], features, row["arch"], fitness(row, objectives))
     return knowledge
 
 
@@ -99,12 +101,7 @@ def finished_runs(results: str | Path) -> list[Path]:
     if not results.is_dir():
         return []
     return sorted(d for d in results.iterdir()
-                  if d.is_dir() and Path(layout.history(d)).is_file() and Path(task_json(d)).is_file())
-
-
-def table_task(path: str | Path, column: str) -> str:
-    """The task id of a table column: the same as a table-evaluated run's (features.task_id)."""
-    return f"table:{Path(path).name}:{column}"
+                  if d.is_dir() and Path(layout.history(d)).is_file() and Path(layout.task_json(d)).is_file())
 
 
 def from_table(
@@ -117,14 +114,14 @@ def from_table(
     if not path.is_file():
         raise TableError(f"table file {path} not found")
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=_delimiter(path))
+        reader = csv.DictReader(f, delimiter=table_delimiter(path))
         header = reader.fieldnames or []
         for column in (arch_column, *columns):
             if column not in header:
                 raise TableError(f"{path} has no column {column!r}; its columns: {', '.join(header)}")
         rows = list(reader)
     for column, features in columns.items():
-        task = table_task(path, column)
+        task = table_task_id(path, column)
         features = {k: float(v) for k, v in (features or {}).items()}
         knowledge.tasks.setdefault(task, {}).update(features)
         values = knowledge.values.setdefault(task, {})

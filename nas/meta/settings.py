@@ -39,8 +39,6 @@ def warm_start_inputs(run: dict[str, Any], generation: int | str) -> list[str]:
     """What the propose step of `generation` reads for a warm start: the model
     and the run's task.json, for generation 0 (later ones follow from it).
     For rule propose: `meta=lambda wc: warm_start_inputs(RUNS[wc.run], wc.g)`."""
-    from nas.meta.features import task_json
-
     if not run.get("warm_start") or int(generation) != 0:
         return []
-    return [f"{run['warm_start']['model']}/model.json", task_json(layout.run_dir(run["name"]))]
+    return [f"{run['warm_start']['model']}/model.json", layout.task_json(layout.run_dir(run["name"]))]

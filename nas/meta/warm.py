@@ -25,9 +25,6 @@ from nas.meta.model import Scorer, load_model
 from nas.spaces import SpaceError
 from nas.strategies.base import Strategy, WarmStart
 
-DEFAULTS = {"top": 10, "filter": 1, "pretrain_steps": 100}
-
-
 @lru_cache(maxsize=16)
 def _scorer(folder: str, stamp: int, features: tuple[tuple[str, float], ...]) -> Scorer:
     return load_model(folder).scorer(dict(features))
@@ -40,7 +37,7 @@ def _stamp(folder: str) -> int:
 
 
 def warm_start_for(strategy: Strategy, run: dict[str, Any]) -> WarmStart:
-    cfg = {**DEFAULTS, **run["warm_start"]}
+    cfg = run["warm_start"]  # defaults filled by the config schema
     features = tuple(sorted(features_for(run).items()))
     scorer = _scorer(str(cfg["model"]), _stamp(str(cfg["model"])), features)
     space = strategy.space

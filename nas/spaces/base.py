@@ -4,15 +4,30 @@ A genome is a tuple of ints, gene i taking values in range(cardinalities()[i]).
 The generic genetic operators (nas.strategies.operators) work on that form; a
 space adds what only it knows: which genomes are valid, which genomes mean the
 same network (canonical form), its own notion of a small change (mutate), and
-how to build the network.
+the network:
+
+    build_backbone(genome, input_shape)  a torch module whose forward returns
+                                         the feature map of each stage, with
+                                         their channels and strides (`stages`)
+    build(genome, input_shape, classes)  backbone + classification head
+                                         (global average pooling, linear)
+    cost(genome, input_shape, classes)   {params, flops} of build()'s network,
+                                         computed without torch
+    describe(genome)                     a readable form of the architecture
+    options()                            the space's options, defaults filled in
 """
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from nas.registry import constructor_options
 
 if TYPE_CHECKING:  # torch stays out of the import path of propose/aggregate
     import torch
@@ -26,6 +41,19 @@ MAX_DRAWS = 10_000
 
 class SpaceError(ValueError):
     """A genome or architecture string that does not belong to the space."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage's output feature map: its channels and its stride from the input."""
+
+    channels: int
+    stride: int
+
+
+def conv_out(size: int, stride: int) -> int:
+    """Output side of a convolution or pooling with an odd kernel and padding k//2: ceil(size / stride)."""
+    return -(-size // stride)
 
 
 class SearchSpace(ABC):
@@ -44,8 +72,32 @@ class SearchSpace(ABC):
         """Inverse of to_string; raises SpaceError on a malformed string."""
 
     @abstractmethod
+    def build_backbone(self, genome: Genome, input_shape: tuple[int, int, int]) -> "torch.nn.Module":
+        """The network without a head: forward returns each stage's feature map,
+        in order, and `.stages` their channels and strides (a `Backbone`)."""
+
+    @abstractmethod
+    def cost(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> dict[str, int]:
+        """{"params", "flops"} of build()'s network for one image, without torch:
+        trainable parameters, and multiply-accumulates of its convolutions and
+        linear layers (nas.evaluators.flops counts the same on the built module)."""
+
     def build(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> "torch.nn.Module":
-        """A torch module mapping (B, *input_shape) to (B, num_classes) logits."""
+        """A torch module mapping (B, *input_shape) to (B, num_classes) logits: the
+        backbone, then global average pooling and a linear layer on its last stage.
+        (Modules are created backbone first, so initial weights follow from the seed
+        exactly as when the network was one sequence.)"""
+        backbone = self.build_backbone(genome, input_shape)
+        return torch_modules().Classifier(backbone, num_classes)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return constructor_options(cls)
+
+    @abstractmethod
+    def options(self) -> dict[str, Any]:
+        """The options this space was built with, every default filled in, so that
+        make_space({"name": ..., **options()}) builds the same space."""
 
     # -- defaults that suit fixed-length spaces; variable ones override ----------
 
@@ -114,3 +166,45 @@ class SearchSpace(ABC):
     def describe(self, genome: Genome) -> Any:
         """A human-readable form of the architecture for spec files."""
         return self.to_string(genome)
+
+
+def head_cost(channels: int, num_classes: int) -> dict[str, int]:
+    """Params and flops of the classification head (pooling is not counted)."""
+    return {"params": channels * num_classes + num_classes, "flops": channels * num_classes}
+
+
+@functools.lru_cache(maxsize=None)
+def torch_modules() -> SimpleNamespace:
+    """The modules every space's network is made of, defined on first use so that
+    importing this module does not import torch."""
+    from torch import nn
+
+    class Backbone(nn.Module):
+        """Stages applied in order; forward returns every stage's output."""
+
+        def __init__(self, stages: list[nn.Module], shapes: list[Stage]) -> None:
+            super().__init__()
+            self.body = nn.ModuleList(stages)
+            self.stages = tuple(shapes)
+
+        def forward(self, x):
+            features = []
+            for stage in self.body:
+                x = stage(x)
+                features.append(x)
+            return features
+
+    class Classifier(nn.Module):
+        """A backbone with global average pooling and a linear layer on its last stage."""
+
+        def __init__(self, backbone: Backbone, num_classes: int) -> None:
+            super().__init__()
+            self.backbone = backbone
+            self.head = nn.Sequential(
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(backbone.stages[-1].channels, num_classes)
+            )
+
+        def forward(self, x):
+            return self.head(self.backbone(x)[-1])
+
+    return SimpleNamespace(Backbone=Backbone, Classifier=Classifier)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from nas.spaces.base import MAX_DRAWS, Genome, SearchSpace, SpaceError
+from nas.spaces.base import MAX_DRAWS, Genome, SearchSpace, SpaceError, Stage, conv_out, head_cost, torch_modules
 
 if TYPE_CHECKING:  # torch stays out of the import path of the fast steps
     import torch
@@ -384,27 +384,62 @@ class ChainSpace(SearchSpace):
 
     # -- network ----------------------------------------------------------------------
 
-    def build(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> "torch.nn.Module":
+    def options(self) -> dict[str, Any]:
+        return {
+            "max_layers": self.max_layers, "min_layers": self.min_layers, "layer_types": list(self.layer_types),
+            "kernels": list(self.kernels), "filters": list(self.filters), "strides": list(self.strides),
+            "activations": list(self.activations), "max_reductions": self.max_reductions,
+            "min_convs": self.min_convs,
+        }
+
+    def _stages(self, genome: Genome) -> list[list[Layer]]:
+        """The layers grouped into stages: a new stage starts at each layer with stride > 1."""
+        stages: list[list[Layer]] = [[]]
+        for layer in self.layers(self.check(genome)):
+            if self.strides[layer[STRIDE]] > 1 and stages[-1]:
+                stages.append([])
+            stages[-1].append(layer)
+        return stages
+
+    def build_backbone(self, genome: Genome, input_shape: tuple[int, int, int]) -> "torch.nn.Module":
         from torch import nn
 
-        channels = input_shape[0]
-        modules: list[nn.Module] = []
+        channels, stride = input_shape[0], 1
+        stages, shapes = [], []
+        for layers in self._stages(genome):
+            modules: list[nn.Module] = []
+            for layer in layers:
+                kind, kernel, s = self._kind(layer), self.kernels[layer[KERNEL]], self.strides[layer[STRIDE]]
+                if kind == "conv":
+                    filters = self.filters[layer[FILTERS]]
+                    modules += [
+                        nn.Conv2d(channels, filters, kernel, s, padding=kernel // 2, bias=False),
+                        nn.BatchNorm2d(filters),
+                        getattr(nn, TORCH_ACTIVATIONS[self.activations[layer[ACTIVATION]]])(),
+                    ]
+                    channels = filters
+                elif kind == "max_pool":
+                    modules.append(nn.MaxPool2d(kernel, s, padding=kernel // 2))
+                else:
+                    modules.append(nn.AvgPool2d(kernel, s, padding=kernel // 2, count_include_pad=False))
+                stride *= s
+            stages.append(nn.Sequential(*modules))
+            shapes.append(Stage(channels, stride))
+        return torch_modules().Backbone(stages, shapes)
+
+    def cost(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> dict[str, int]:
+        channels, height, width = input_shape
+        params = flops = 0
         for layer in self.layers(self.check(genome)):
-            kind, kernel, stride = self._kind(layer), self.kernels[layer[KERNEL]], self.strides[layer[STRIDE]]
-            if kind == "conv":
+            kernel, stride = self.kernels[layer[KERNEL]], self.strides[layer[STRIDE]]
+            height, width = conv_out(height, stride), conv_out(width, stride)
+            if self._kind(layer) == "conv":
                 filters = self.filters[layer[FILTERS]]
-                modules += [
-                    nn.Conv2d(channels, filters, kernel, stride, padding=kernel // 2, bias=False),
-                    nn.BatchNorm2d(filters),
-                    getattr(nn, TORCH_ACTIVATIONS[self.activations[layer[ACTIVATION]]])(),
-                ]
+                params += kernel * kernel * channels * filters + 2 * filters  # conv (no bias) and BN
+                flops += kernel * kernel * channels * filters * height * width
                 channels = filters
-            elif kind == "max_pool":
-                modules.append(nn.MaxPool2d(kernel, stride, padding=kernel // 2))
-            else:
-                modules.append(nn.AvgPool2d(kernel, stride, padding=kernel // 2, count_include_pad=False))
-        modules += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
-        return nn.Sequential(*modules)
+        head = head_cost(channels, num_classes)
+        return {"params": params + head["params"], "flops": flops + head["flops"]}
 
 
 def _added(layers: list[Layer], position: int, layer: Layer) -> list[Layer]:

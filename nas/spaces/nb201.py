@@ -15,7 +15,7 @@ import functools
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Sequence
 
-from nas.spaces.base import Genome, SearchSpace, SpaceError
+from nas.spaces.base import Genome, SearchSpace, SpaceError, Stage, conv_out, head_cost, torch_modules
 
 if TYPE_CHECKING:  # torch stays out of the import path of the fast steps
     import torch
@@ -94,26 +94,52 @@ class NB201Space(SearchSpace):
         edges = self._node_edges(self.check(genome))
         return {f"node{node}": node_edges for node, node_edges in enumerate(edges, start=1)}
 
-    def build(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> "torch.nn.Module":
+    def options(self) -> dict[str, Any]:
+        return {"channels": self.channels, "cells_per_stage": self.cells_per_stage, "ops": list(self.ops)}
+
+    def build_backbone(self, genome: Genome, input_shape: tuple[int, int, int]) -> "torch.nn.Module":
+        """Three stages: the stem and N cells at C channels; a residual reduction
+        and N cells at 2C, then at 4C, closed by the benchmark's final BN + ReLU."""
         from torch import nn
 
         ops = [self.ops[g] for g in self.check(genome)]
         parts = _modules()
         channels = self.channels
-        layers: list[Any] = [nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)]
+        stages, shapes = [], []
         for stage in range(STAGES):
             if stage:
-                layers.append(parts.Reduction(channels, 2 * channels))
+                layers = [parts.Reduction(channels, 2 * channels)]
                 channels *= 2
+            else:
+                layers = [nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)]
             layers += [parts.Cell(ops, channels) for _ in range(self.cells_per_stage)]
-        layers += [
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(channels, num_classes),
-        ]
-        return nn.Sequential(*layers)
+            if stage == STAGES - 1:
+                layers += [nn.BatchNorm2d(channels), nn.ReLU()]
+            stages.append(nn.Sequential(*layers))
+            shapes.append(Stage(channels, 2**stage))
+        return torch_modules().Backbone(stages, shapes)
+
+    def cost(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> dict[str, int]:
+        ops = [self.ops[g] for g in self.check(genome)]
+        c_in, height, width = input_shape
+        channels = self.channels
+        # The stem: 3x3 conv (no bias) and BN.
+        params, flops = 9 * c_in * channels + 2 * channels, 9 * c_in * channels * height * width
+        for stage in range(STAGES):
+            if stage:
+                # Reduction: conv_a 3x3 stride 2, conv_b 3x3, shortcut 1x1 after 2x2 average pooling.
+                c_out, height, width = 2 * channels, conv_out(height, 2), conv_out(width, 2)
+                params += 9 * channels * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out + channels * c_out
+                flops += (9 * channels + 9 * c_out + channels) * c_out * height * width
+                channels = c_out
+            for op in ops:
+                if op.startswith("nor_conv_"):
+                    kernel = int(op[-1])
+                    params += self.cells_per_stage * (kernel * kernel * channels * channels + 2 * channels)
+                    flops += self.cells_per_stage * kernel * kernel * channels * channels * height * width
+        params += 2 * channels  # the final BN
+        head = head_cost(channels, num_classes)
+        return {"params": params + head["params"], "flops": flops + head["flops"]}
 
 
 def _at_least(option: str, value: Any, low: int) -> int:

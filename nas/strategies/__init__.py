@@ -6,9 +6,9 @@ asks for it, so only runs that use `reinforce` pay for importing torch.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from nas.registry import lookup
 from nas.spaces.base import SearchSpace
 from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError
 
@@ -21,11 +21,8 @@ STRATEGIES: dict[str, str] = {
 }
 
 
-def strategy_class(name: str) -> type[Strategy]:
-    if name not in STRATEGIES:
-        raise StrategyError(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(STRATEGIES))}")
-    module, cls = STRATEGIES[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+def strategy_class(name: Any) -> type[Strategy]:
+    return lookup(STRATEGIES, "strategy", name, StrategyError)
 
 
 def make_strategy(cfg: dict[str, Any], space: SearchSpace, population: int) -> Strategy:

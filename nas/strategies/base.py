@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from nas.io import CorruptArtefact, read_json, write_json
+from nas.registry import constructor_options
 from nas.spaces.base import Genome, SearchSpace
 
 # How many draws one proposal slot may spend looking for a valid architecture
@@ -35,23 +36,50 @@ class Evaluated:
     key: str  # unique in the run, e.g. "gen_002/c01"
     arch: str
     genome: Genome
-    fitness: float  # validation accuracy; -inf when the candidate failed
+    # The primary objective's signed value (larger is better, nas.objectives);
+    # -inf when the candidate failed. Always values[0].
+    fitness: float
     # What the strategy recorded when proposing it (Proposal.trace); only the
     # results handed to update() carry it, history read back from tables not.
     trace: Any = None
+    # Every objective's signed value, the primary first (default: fitness alone).
+    values: tuple[float, ...] = ()
+    # How far the candidate breaks the run's constraints; 0 when feasible.
+    violation: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            object.__setattr__(self, "values", (self.fitness,))
+        elif self.values[0] != self.fitness and not (math.isnan(self.fitness) and math.isnan(self.values[0])):
+            raise ValueError(f"{self.key}: fitness {self.fitness} is not values[0] {self.values[0]}")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "key": self.key,
             "arch": self.arch,
             "genome": list(self.genome),
-            "fitness": self.fitness if math.isfinite(self.fitness) else None,
+            "fitness": _json_value(self.fitness),
         }
+        # A single-objective state keeps its first form: fitness says it all.
+        if len(self.values) > 1:
+            out["values"] = [_json_value(v) for v in self.values]
+        if self.violation:
+            out["violation"] = self.violation
+        return out
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> "Evaluated":
-        fitness = d["fitness"]
-        return Evaluated(d["key"], d["arch"], tuple(d["genome"]), -math.inf if fitness is None else float(fitness))
+        values = tuple(_value(v) for v in d.get("values") or [d["fitness"]])
+        return Evaluated(d["key"], d["arch"], tuple(d["genome"]), _value(d["fitness"]), None, values,
+                         float(d.get("violation") or 0.0))
+
+
+def _json_value(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def _value(v: float | None) -> float:
+    return -math.inf if v is None else float(v)
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,15 @@ class Strategy(ABC):
         self.space = space
         self.population = population
         self.warm: WarmStart | None = None
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return constructor_options(cls, fixed=("space", "population"))
+
+    def options(self) -> dict[str, Any]:
+        """The options this strategy was built with, every default filled in (run.yaml),
+        so that make_strategy({"name": ..., **options()}, ...) builds the same one."""
+        return {}
 
     def initial_state(self) -> dict[str, Any]:
         return {}

@@ -13,7 +13,7 @@ import numpy as np
 
 from nas.spaces.base import SearchSpace
 from nas.strategies.base import Evaluated, Proposal, Strategy, population_from_state, state_with_population
-from nas.strategies.mutation import make_mutation
+from nas.strategies.mutation import make_mutation, mutation_rate as resolved_rate
 from nas.strategies.operators import tournament
 
 
@@ -30,7 +30,11 @@ class RegularizedEvolution(Strategy):
     ) -> None:
         super().__init__(space, population)
         self.sample_size = sample_size
-        self.mutate = make_mutation(space, mutation, mutation_rate)
+        self.mutation, self.mutation_rate = mutation, resolved_rate(space, mutation, mutation_rate)
+        self.mutate = make_mutation(space, mutation, self.mutation_rate)
+
+    def options(self) -> dict[str, Any]:
+        return {"sample_size": self.sample_size, "mutation": self.mutation, "mutation_rate": self.mutation_rate}
 
     def propose(
         self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator

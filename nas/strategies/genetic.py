@@ -24,7 +24,7 @@ from nas.strategies.base import (
     population_from_state,
     state_with_population,
 )
-from nas.strategies.mutation import make_mutation
+from nas.strategies.mutation import make_mutation, mutation_rate as resolved_rate
 from nas.strategies.operators import multi_point_crossover, roulette, tournament
 
 SELECTIONS = ("tournament", "roulette")
@@ -56,10 +56,20 @@ class GeneticAlgorithm(Strategy):
             raise StrategyError(f"elitism must be in [0, population), got {elitism} with population {population}")
         self.selection = selection
         self.tournament_size = tournament_size
+        self.mutation, self.mutation_rate = mutation, resolved_rate(space, mutation, mutation_rate)
+        self.mutate = make_mutation(space, mutation, self.mutation_rate)
+        self.elitism = elitism
+        self._options = {
+            "selection": selection, "tournament_size": tournament_size, "crossover": crossover,
+            "crossover_points": crossover_points, "crossover_rate": crossover_rate, "mutation": mutation,
+            "mutation_rate": self.mutation_rate, "elitism": elitism,
+        }
+        # What the operators use: one cut for single_point, none at all for `none`.
         self.crossover_points = 1 if crossover == "single_point" else crossover_points
         self.crossover_rate = 0.0 if crossover == "none" else crossover_rate
-        self.mutate = make_mutation(space, mutation, mutation_rate)
-        self.elitism = elitism
+
+    def options(self) -> dict[str, Any]:
+        return dict(self._options)
 
     def _select(self, fitness: list[float], rng: np.random.Generator) -> int:
         if self.selection == "tournament":

@@ -51,6 +51,9 @@ class LocalSearch(Strategy):
         self.guide = guide
         self.pool = pool
 
+    def options(self) -> dict[str, Any]:
+        return {"restart": self.restart, "kick": self.kick, "guide": self.guide, "pool": self.pool}
+
     def propose(
         self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
     ) -> list[Proposal]:

@@ -14,18 +14,25 @@ Mutation = Callable[[Genome, np.random.Generator], Genome]
 MUTATIONS = ("bitflip", "swap", "space")
 
 
+def mutation_rate(space: SearchSpace, kind: str, rate: float | None) -> float:
+    """The rate a mutation uses: `rate`, or its kind's default (bitflip: 1/genes
+    per gene; swap and space: 1 per child)."""
+    if kind not in MUTATIONS:
+        raise StrategyError(f"unknown mutation {kind!r}; choose one of: {', '.join(MUTATIONS)}")
+    if rate is not None:
+        return rate
+    return 1.0 / len(space.cardinalities()) if kind == "bitflip" else 1.0
+
+
 def make_mutation(space: SearchSpace, kind: str, rate: float | None) -> Mutation:
     """bitflip: each gene resampled with probability `rate` (default 1/genes);
     swap: two genes exchange values, with probability `rate` (default 1);
     space: the space's own smallest edit (for chains: add, remove or change a
     layer), with probability `rate` (default 1)."""
     cards = space.cardinalities()
+    rate = mutation_rate(space, kind, rate)
     if kind == "bitflip":
-        per_gene = 1.0 / len(cards) if rate is None else rate
-        return lambda g, rng: resample_genes(g, cards, per_gene, rng)
-    per_child = 1.0 if rate is None else rate
+        return lambda g, rng: resample_genes(g, cards, rate, rng)
     if kind == "swap":
-        return lambda g, rng: swap_genes(g, cards, rng) if rng.random() < per_child else tuple(g)
-    if kind == "space":
-        return lambda g, rng: space.mutate(g, rng) if rng.random() < per_child else tuple(g)
-    raise StrategyError(f"unknown mutation {kind!r}; choose one of: {', '.join(MUTATIONS)}")
+        return lambda g, rng: swap_genes(g, cards, rng) if rng.random() < rate else tuple(g)
+    return lambda g, rng: space.mutate(g, rng) if rng.random() < rate else tuple(g)

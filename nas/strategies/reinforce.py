@@ -125,6 +125,13 @@ class Reinforce(Strategy):
         # weights into it, so building it (and drawing its init) happens once.
         self._net = self._fresh_net()
 
+    def options(self) -> dict[str, Any]:
+        return {
+            "formulation": self.formulation, "controller": self.controller, "hidden": self.hidden, "lr": self.lr,
+            "entropy_weight": self.entropy_weight, "baseline_decay": self.baseline_decay, "gamma": self.gamma,
+            "max_edits": self.max_edits, "updates_per_epoch": self.updates_per_epoch,
+        }
+
     # -- state ----------------------------------------------------------------------
 
     def _fresh_net(self) -> nn.Module:

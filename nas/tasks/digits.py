@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from nas.tasks import Splits, TaskError, describe
+from nas.tasks.base import Splits, TaskError, TaskInfo
+from nas.tasks.classification import ClassificationTask
 from nas.tasks.splits import cap, hold_out
 
 # A fixed third of the images is the test split, whatever the run seed.
@@ -27,6 +28,47 @@ TEST_SEED = 0
 DEFAULT_VAL_SIZE = 300
 NOISE_SEED = 12345
 SIZE = 8
+CLASSES = 10
+ROTATIONS = (0, 90, 180, 270)
+DIGIT_LABELS = range(CLASSES)
+
+
+class DigitsTask(ClassificationTask):
+    """The bundled digits and their variants (classes, rotation, image_size, noise)."""
+
+    options = {"classes": None, "rotation": 0, "noise": 0.0, "image_size": SIZE}
+    sizes = ("train_size", "val_size", "image_size")
+
+    def check_options(self) -> None:
+        check_variant(self.cfg)
+
+    def describe(self) -> TaskInfo:
+        size = int(self.cfg.get("image_size") or SIZE)
+        return TaskInfo(self.name, (1, size, size), len(self.cfg.get("classes") or range(CLASSES)))
+
+    def default_val_size(self) -> int:
+        return DEFAULT_VAL_SIZE
+
+    def splits(self, seed: int) -> Splits:
+        self.check()
+        return load_digits_splits(self.cfg, self.describe(), seed)
+
+
+def check_variant(cfg: dict[str, Any]) -> None:
+    """classes, rotation, noise: the options that make a variant of the task."""
+    classes = cfg.get("classes")
+    if classes is not None:
+        if (not isinstance(classes, (list, tuple)) or len(classes) < 2
+                or any(isinstance(c, bool) or not isinstance(c, int) or c not in DIGIT_LABELS for c in classes)
+                or len(set(classes)) != len(classes)):
+            raise TaskError(f"task.classes must be a list of at least 2 distinct digit labels 0-9, got {classes!r}")
+    rotation = cfg.get("rotation")
+    if rotation is not None and (isinstance(rotation, bool) or rotation not in ROTATIONS):
+        raise TaskError(f"task.rotation must be one of {', '.join(map(str, ROTATIONS))} (degrees), got {rotation!r}")
+    noise = cfg.get("noise")
+    if noise is not None and (isinstance(noise, bool) or not isinstance(noise, (int, float))
+                              or not 0 <= noise < float("inf")):
+        raise TaskError(f"task.noise must be a number >= 0 (std of pixel noise, pixels in [0, 1]), got {noise!r}")
 
 
 def resample_matrix(src: int, dst: int) -> np.ndarray:
@@ -69,7 +111,7 @@ def variant(images: np.ndarray, labels: np.ndarray, cfg: dict[str, Any]) -> tupl
     return np.ascontiguousarray(images, dtype=np.float32), labels
 
 
-def load_digits_splits(cfg: dict[str, Any], seed: int) -> Splits:
+def load_digits_splits(cfg: dict[str, Any], info: TaskInfo, seed: int) -> Splits:
     import torch
     from sklearn.datasets import load_digits
     from torch.utils.data import TensorDataset
@@ -91,4 +133,4 @@ def load_digits_splits(cfg: dict[str, Any], seed: int) -> Splits:
         x = torch.from_numpy((images[idx] - mean) / std).unsqueeze(1)
         return TensorDataset(x, torch.from_numpy(labels[idx]))
 
-    return Splits(describe(cfg), dataset(train), dataset(val), dataset(test))
+    return Splits(info, dataset(train), dataset(val), dataset(test))

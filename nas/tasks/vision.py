@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nas.tasks import DEFAULT_IMAGE_SIZE, Splits, TaskError, describe, root_of
+from nas.tasks.base import Splits, TaskError, TaskInfo, root_of
+from nas.tasks.classification import ClassificationTask
 from nas.tasks.splits import cap, hold_out
+
+# (channels, height, width), classes, and training images of each official set.
+SHAPES = {
+    "mnist": ((1, 28, 28), 10, 60_000),
+    "fashion_mnist": ((1, 28, 28), 10, 60_000),
+    "cifar10": ((3, 32, 32), 10, 50_000),
+    "cifar100": ((3, 32, 32), 100, 50_000),
+    "svhn": ((3, 32, 32), 10, 73_257),
+}
+# Each entry lists alternative file sets; the first is what a download writes.
+# MNIST-like sets may instead hold the processed tensors of older torchvision.
+EXPECTED = {
+    "mnist": [
+        ["MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/t10k-images-idx3-ubyte"],
+        ["MNIST/processed/training.pt", "MNIST/processed/test.pt"],
+    ],
+    "fashion_mnist": [
+        ["FashionMNIST/raw/train-images-idx3-ubyte", "FashionMNIST/raw/t10k-images-idx3-ubyte"],
+        ["FashionMNIST/processed/training.pt", "FashionMNIST/processed/test.pt"],
+    ],
+    "cifar10": [["cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"]],
+    "cifar100": [["cifar-100-python/train", "cifar-100-python/test"]],
+    "svhn": [["train_32x32.mat", "test_32x32.mat"]],
+}
+DEFAULT_IMAGE_SIZE = 32
+# What torchvision's ImageFolder takes for an image (torchvision.datasets.folder.IMG_EXTENSIONS).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 # Per-channel mean and std of each training set (the usual published values).
 _NORMALISE = {
@@ -21,6 +50,91 @@ _NORMALISE = {
 }
 DEFAULT_VAL_SIZE = 5000
 IMAGE_FOLDER_TEST_SHARE = 0.2
+
+
+def _default_val(train_images: int) -> int:
+    """A fifth of the training images, at most DEFAULT_VAL_SIZE."""
+    return min(DEFAULT_VAL_SIZE, train_images // 5)
+
+
+class TorchvisionTask(ClassificationTask):
+    """An official torchvision data set under task.root (download off by default)."""
+
+    options = {"root": None, "download": False}
+
+    def check(self) -> None:
+        super().check()
+        root = root_of(self.cfg)
+        if not self.cfg.get("download", False):
+            alternatives = EXPECTED[self.name]
+            if not any(all((root / rel).exists() for rel in files) for files in alternatives):
+                missing = next(root / rel for rel in alternatives[0] if not (root / rel).exists())
+                raise TaskError(f"task.root: {missing} not found; put the {self.name} files there "
+                                "or set task.download: true (needs internet)")
+
+    def describe(self) -> TaskInfo:
+        shape, classes, _ = SHAPES[self.name]
+        return TaskInfo(self.name, shape, classes)
+
+    def default_val_size(self) -> int:
+        return _default_val(SHAPES[self.name][2])
+
+    def splits(self, seed: int) -> Splits:
+        self.check()
+        transform = _transform(self.name)
+        root, download = str(root_of(self.cfg)), bool(self.cfg.get("download", False))
+        train, test = _opened(self.cfg, lambda: _official(self.name, root, download, transform))
+        return _with_validation(self.cfg, self.describe(), seed, train, test)
+
+
+class ImageFolderTask(ClassificationTask):
+    """root/train/<class>/<images> (and optionally root/test/<class>/<images>)."""
+
+    options = {"root": None, "image_size": DEFAULT_IMAGE_SIZE, "test_size": IMAGE_FOLDER_TEST_SHARE}
+    sizes = ("train_size", "val_size", "image_size", "test_size")
+
+    def describe(self) -> TaskInfo:
+        size = int(self.cfg.get("image_size") or DEFAULT_IMAGE_SIZE)
+        return TaskInfo(self.name, (3, size, size), len(class_folders(root_of(self.cfg) / "train")))
+
+    def default_val_size(self) -> int:
+        """As the loader computes it, from the images on disk (counted without torch)."""
+        root = root_of(self.cfg)
+        images = count_images(root / "train")
+        if not (root / "test").is_dir():
+            images -= _held_out(images, self.cfg)
+        return _default_val(images)
+
+    def splits(self, seed: int) -> Splits:
+        self.check()
+        info = self.describe()
+        transform = _transform(self.name, info.input_shape[1])
+        train, test = _opened(self.cfg, lambda: _image_folder(self.cfg, transform))
+        return _with_validation(self.cfg, info, seed, train, test)
+
+
+def class_folders(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        raise TaskError(f"task.root: {folder} not found; image_folder needs root/train/<class>/<images>")
+    classes = sorted(d.name for d in os.scandir(folder) if d.is_dir())
+    if not classes:
+        raise TaskError(f"task.root: {folder} has no class folders; image_folder needs root/train/<class>/<images>")
+    return classes
+
+
+def count_images(folder: Path) -> int:
+    """Images ImageFolder would find under the class folders of `folder`."""
+    total = 0
+    for name in class_folders(folder):
+        for _, _, files in os.walk(folder / name, followlinks=True):
+            total += sum(f.lower().endswith(IMAGE_EXTENSIONS) for f in files)
+    return total
+
+
+def _held_out(images: int, cfg: dict[str, Any]) -> int:
+    """Images an image_folder without test/ holds out as its test split."""
+    share = float(cfg.get("test_size") or IMAGE_FOLDER_TEST_SHARE)
+    return int(share if share >= 1 else max(1, int(images * share)))
 
 
 def _official(name: str, root: str, download: bool, transform) -> tuple[Any, Any]:
@@ -53,41 +167,43 @@ def _image_folder(cfg: dict[str, Any], transform) -> tuple[Any, Any]:
         if test.classes != train.classes:
             raise TaskError(f"task.root: {root}/test has classes {test.classes}, train has {train.classes}")
         return train, test
-    share = float(cfg.get("test_size") or IMAGE_FOLDER_TEST_SHARE)
-    count = share if share >= 1 else max(1, int(len(train) * share))
-    kept, held = hold_out(len(train), int(count), 0)
+    kept, held = hold_out(len(train), _held_out(len(train), cfg), 0)
     return Subset(train, kept.tolist()), Subset(train, held.tolist())
 
 
-def load_vision_splits(cfg: dict[str, Any], seed: int) -> Splits:
-    from torch.utils.data import Subset
+def _transform(name: str, size: int | None = None):
     from torchvision import transforms
 
-    name = cfg["name"]
     mean, std = _NORMALISE[name]
     steps = [transforms.ToTensor(), transforms.Normalize(mean, std)]
-    if name == "image_folder":
-        size = int(cfg.get("image_size") or DEFAULT_IMAGE_SIZE)
+    if size is not None:
         # ImageFolder's loader already gives RGB images.
         steps = [transforms.Resize((size, size))] + steps
-    transform = transforms.Compose(steps)
+    return transforms.Compose(steps)
+
+
+def _opened(cfg: dict[str, Any], open_sets) -> tuple[Any, Any]:
+    """(train, test) datasets, a missing or damaged file a TaskError naming the root."""
     try:
-        if name == "image_folder":
-            train_full, test = _image_folder(cfg, transform)
-        else:
-            train_full, test = _official(name, str(root_of(cfg)), bool(cfg.get("download", False)), transform)
+        return open_sets()
     # torchvision: RuntimeError "Dataset not found or corrupted" (a failed checksum
     # too); ImageFolder: FileNotFoundError for a class folder without images.
     except (RuntimeError, FileNotFoundError) as e:
         raise TaskError(f"task.root: {root_of(cfg)}: {e}") from None
-    val_size = int(cfg.get("val_size") or min(DEFAULT_VAL_SIZE, len(train_full) // 5))
+
+
+def _with_validation(cfg: dict[str, Any], info: TaskInfo, seed: int, train_full: Any, test: Any) -> Splits:
+    """Validation images held out of the training set with the run seed."""
+    from torch.utils.data import Subset
+
+    val_size = int(cfg["val_size"] if cfg.get("val_size") is not None else _default_val(len(train_full)))
     try:
         train_idx, val_idx = hold_out(len(train_full), val_size, seed)
     except ValueError as e:
         raise TaskError(f"task.val_size: {e}") from None
     train_idx = cap(train_idx, cfg.get("train_size"), seed)
     return Splits(
-        describe(cfg),
+        info,
         Subset(train_full, np.asarray(train_idx).tolist()),
         Subset(train_full, np.asarray(val_idx).tolist()),
         test,

@@ -1,0 +1,282 @@
+"""The training loop of the train evaluator (nas/evaluators/train.py).
+
+The task says what a batch's loss is and what is measured (`Task.step`,
+`Task.evaluate`); this loop owns the rest: the network from the space and
+the task, the optimizer and schedule of the run's recipe, epochs, logs and
+checkpoints. A candidate whose loss becomes NaN/inf ends with status
+`diverged`, one that runs out of memory with `oom`; both are results, not
+crashes. Anything else that goes wrong is a bug and propagates.
+
+With `execution.checkpoints`, the model, optimizer, schedule, random states
+and epoch rows are saved after each epoch; a training started again on the
+same spec resumes after the last saved epoch and ends with the same metrics
+as an uninterrupted one. Checkpoints are loaded with `weights_only=True` (no
+pickle), and one that is unreadable or of another spec is ignored.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from nas import layout
+from nas.evaluators.base import Evaluation, Evaluator
+from nas.evaluators.flops import count_flops, count_params
+from nas.evaluators.recipe import TRAINING_DEFAULTS
+from nas.io import atomic_write_bytes
+from nas.spaces import make_space
+from nas.tasks import Task
+
+
+class _Diverged(Exception):
+    pass
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("training.device: cuda, but torch finds no GPU here; use device: auto or cpu")
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _is_oom(error: BaseException) -> bool:
+    return isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+    )
+
+
+def _optimizer(model: nn.Module, recipe: dict[str, Any]) -> torch.optim.Optimizer:
+    params, lr, wd = model.parameters(), recipe["lr"], recipe["weight_decay"]
+    if recipe["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if recipe["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    momentum = recipe["momentum"]
+    return torch.optim.SGD(
+        params, lr=lr, momentum=momentum, nesterov=bool(recipe["nesterov"]) and momentum > 0, weight_decay=wd
+    )
+
+
+def _loader(task: Task, dataset, recipe: dict[str, Any]) -> DataLoader:
+    """A split for measuring: in order, in evaluation batches."""
+    return DataLoader(dataset, batch_size=recipe["eval_batch_size"], num_workers=recipe["num_workers"],
+                      collate_fn=task.collate)
+
+
+CHECKPOINT_FORMAT = 1
+
+
+def spec_fingerprint(spec: dict[str, Any], recipe: dict[str, Any]) -> str:
+    """What determines a training's course: a checkpoint is used only by the same."""
+    defining = {
+        "arch": spec["arch"],
+        "space": spec["space"],
+        "task": spec["task"],
+        "seed": spec["seed"],
+        "run_seed": spec["run_seed"],
+        "training": recipe,
+    }
+    return hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Checkpoint:
+    """One training's checkpoint file, written atomically after each epoch."""
+
+    def __init__(self, path: str | Path, fingerprint: str, log: Callable[[str], None]) -> None:
+        self.path, self.fingerprint, self.log = Path(path), fingerprint, log
+
+    def save(self, epoch: int, model, optimizer, scheduler, generator, rows: list[dict[str, Any]]) -> None:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": self.fingerprint,
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "loader_rng": generator.get_state(),
+            "rows": [dict(row) for row in rows],
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.path, buffer.getvalue())
+
+    def load(self, model, epochs: int) -> dict[str, Any] | None:
+        """The saved state if it fits this training, else None (with a log line why)."""
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            problem = self._problem(state, model, epochs)
+        except Exception as e:  # a truncated or damaged file fails in many ways; all mean "start over"
+            problem = f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        if problem:
+            self.log(f"checkpoint {self.path} ignored: {problem}; training from epoch 1")
+            return None
+        return state
+
+    def _problem(self, state: Any, model, epochs: int) -> str | None:
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            return "not a checkpoint of this version"
+        if state.get("fingerprint") != self.fingerprint:
+            return "it belongs to another spec (architecture, seed, task or training recipe differ)"
+        epoch = state.get("epoch")
+        if not isinstance(epoch, int) or not 1 <= epoch <= epochs or len(state.get("rows") or []) != epoch:
+            return f"its epoch {epoch!r} does not fit a training of {epochs} epochs"
+        own = model.state_dict()
+        saved = state.get("model")
+        if not isinstance(saved, dict) or set(saved) != set(own) or any(
+            not isinstance(saved[k], torch.Tensor) or saved[k].shape != own[k].shape for k in own
+        ):
+            return "its weights do not fit the network"
+        for key in ("torch_rng", "loader_rng"):
+            if not isinstance(state.get(key), torch.Tensor):
+                return f"{key} is missing"
+        return None
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _resume(state, model, optimizer, scheduler, generator, epochs_out: list[dict[str, Any]]) -> int:
+    """Put the training back where the checkpoint left it; the next epoch to run."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    generator.set_state(state["loader_rng"])
+    epochs_out[:] = [dict(row) for row in state["rows"]]
+    return state["epoch"] + 1
+
+
+def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: list[dict[str, Any]],
+           columns: tuple[str, ...], checkpoint: Checkpoint | None = None) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    # One DataLoader path for every task: on the in-memory digits its overhead
+    # measured about 1 ms an epoch, nothing next to the training steps.
+    loader = DataLoader(
+        splits.train, batch_size=recipe["batch_size"], shuffle=True, generator=generator,
+        num_workers=recipe["num_workers"], drop_last=False, collate_fn=task.collate,
+    )
+    optimizer = _optimizer(model, recipe)
+    total_steps = max(1, recipe["epochs"] * len(loader))
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        if recipe["schedule"] == "cosine"
+        else None
+    )
+    first = 1
+    state = checkpoint.load(model, recipe["epochs"]) if checkpoint is not None else None
+    if state is not None:
+        first = _resume(state, model, optimizer, scheduler, generator, epochs_out)
+        log(f"resumed from epoch {first - 1} ({checkpoint.path})")
+    for epoch in range(first, recipe["epochs"] + 1):
+        start = time.perf_counter()
+        model.train()
+        loss_sum, sums = 0.0, {}
+        for batch in loader:
+            batch = task.to_device(batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss, stats = task.step(model, batch, recipe)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise _Diverged()
+            loss.backward()
+            if recipe["grad_clip"] > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), recipe["grad_clip"])
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            loss_sum += value * stats["count"]
+            for key, count in stats.items():
+                sums[key] = sums.get(key, 0) + count
+        val = task.evaluate(model, _loader(task, splits.val, recipe), device)
+        if not math.isfinite(val["loss"]):
+            raise _Diverged()
+        measured = {**task.train_summary(loss_sum, sums), **{f"val_{k}": v for k, v in val.items()}}
+        row = {"epoch": epoch, **{c: measured[c] for c in columns[1:-1]}, "seconds": time.perf_counter() - start}
+        epochs_out.append(row)
+        log(f"epoch {epoch}/{recipe['epochs']} "
+            + " ".join(f"{c} {_shown(c, row[c])}" for c in columns[1:]))
+        if checkpoint is not None:
+            checkpoint.save(epoch, model, optimizer, scheduler, generator, epochs_out)
+
+
+def _shown(column: str, value: float) -> str:
+    """An epoch log value: accuracies and seconds with 2 decimals, losses with 4."""
+    return f"{value:.4f}" if column.endswith("loss") else f"{value:.2f}"
+
+
+def train(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path | None = None,
+          log: Callable[[str], None] = _stderr) -> Evaluation:
+    """Train the spec's architecture with its recipe; metrics keyed as the evaluator's columns.
+
+    `checkpoint_dir` is where this training keeps a checkpoint after each
+    epoch (execution.checkpoints), None for none; it is deleted once training ends.
+    """
+    task = evaluator.data_task()
+    recipe = {**TRAINING_DEFAULTS, **(spec.get("training") or {})}
+    torch.set_num_threads(int(recipe["threads"]))
+    device = _device(recipe["device"])
+    space = make_space(spec["space"])
+    genome = space.from_string(spec["arch"])
+    splits = task.splits(int(spec["run_seed"]))
+    torch.manual_seed(int(spec["seed"]))
+    model = task.model(space, genome, splits.info)
+    metrics: dict[str, Any] = dict.fromkeys(evaluator.columns, math.nan)
+    metrics.update(params=count_params(model), flops=count_flops(model, splits.info.input_shape), device=str(device))
+    epochs: list[dict[str, Any]] = []
+    log(f"{spec.get('candidate', 'candidate')} {spec['arch']} params {metrics['params']} flops {metrics['flops']} on {device}")
+    saver = (Checkpoint(layout.checkpoint_in(checkpoint_dir), spec_fingerprint(spec, recipe), log)
+             if checkpoint_dir is not None else None)
+    start = time.perf_counter()
+    try:
+        model.to(device)
+        _train(model, task, splits, recipe, device, int(spec["seed"]), log, epochs, evaluator.epoch_columns, saver)
+        for split, data in (("val", splits.val), ("test", splits.test)):
+            for measure, value in task.evaluate(model, _loader(task, data, recipe), device).items():
+                if f"{split}_{measure}" in metrics:
+                    metrics[f"{split}_{measure}"] = value
+        metrics["status"] = "ok"
+    except _Diverged:
+        metrics["status"] = "diverged"
+        log("loss is not finite: stopped, status diverged")
+    except (RuntimeError, MemoryError) as error:
+        if not _is_oom(error):
+            raise
+        metrics["status"] = "oom"
+        log(f"out of memory: {error}")
+    if metrics["status"] == "oom" and device.type == "cuda":
+        # Out here the exception's traceback, which kept the training frames'
+        # activations and optimizer state alive, is gone: the cache can empty.
+        del model
+        gc.collect()
+        torch.cuda.empty_cache()
+    if saver is not None:
+        saver.remove()  # the training ended (ok, diverged or oom): metrics.json is the record
+    for metric in task.metrics:  # train_* metrics are the last epoch's
+        if metric.name.startswith("train_"):
+            metrics[metric.name] = epochs[-1][metric.name] if epochs else math.nan
+    metrics["train_seconds"] = round(time.perf_counter() - start, 3)
+    metrics["epochs"] = len(epochs)
+    return Evaluation(metrics, epochs)

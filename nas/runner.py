@@ -1,0 +1,56 @@
+"""The composition root: a run's strategy, warm-started when it says so, and
+the whole search in one process.
+
+It sits above the search loop (nas/search.py) and the meta-learning add-on
+(nas/meta/): the loop knows neither how a strategy is assembled nor that
+meta-models exist, and the add-on never calls back into the loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from nas import search
+from nas.evaluators import evaluator_for
+from nas.meta.warm import apply
+from nas.objectives import objectives_of
+from nas.spaces import make_space
+from nas.strategies import Evaluated, Strategy, make_strategy
+
+
+def strategy_for(run: dict[str, Any]) -> Strategy:
+    """The run's strategy on its space, with its warm start when it has one."""
+    strategy = make_strategy(run["strategy"], make_space(run["space"]), run["population"])
+    return apply(strategy, run)
+
+
+def run_in_process(
+    run: dict[str, Any],
+    evaluate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    generations: int | None = None,
+    stop: Callable[[list[dict[str, Any]]], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """The whole search in this process: the rows of every generation, in order.
+
+    `evaluate(spec) -> metrics` defaults to the run's evaluator; `stop(history_rows)`
+    may end the search early (a benchmark's query budget).
+    """
+    if evaluate is None:
+        evaluator = evaluator_for(run)
+
+        def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
+            return evaluator.evaluate(spec).metrics
+
+    strategy = strategy_for(run)
+    objectives = objectives_of(run)
+    state = strategy.initial_state()
+    history: list[Evaluated] = []
+    rows_all: list[dict[str, Any]] = []
+    for g in range(run["generations"] if generations is None else generations):
+        specs = search.propose(run, g, state, history, strategy)
+        rows, state = search.aggregate(run, state, specs, [evaluate(s) for s in specs], strategy)
+        rows_all.extend(rows)
+        history.extend(search.evaluated(r, objectives) for r in rows)
+        if stop is not None and stop(rows_all):
+            break
+    return rows_all

@@ -1,0 +1,89 @@
+"""What the tests share: paths, a fabricated NAS-Bench-201 table, configs, and the real
+snakemake and `python -m nas` as subprocesses. Fixtures live in conftest.py."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from nas.evaluators import Evaluation, evaluator_for
+from nas.evaluators import training
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+OPS3 = ["none", "skip_connect", "nor_conv_3x3"]
+
+
+def nb201_arch(ops: list[str]) -> str:
+    return "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)
+
+
+def synthetic_score(ops: list[str]) -> float:
+    """A smooth, known landscape: convolutions help, `none` on the last edges hurts."""
+    weight = {"none": 0.0, "skip_connect": 1.0, "nor_conv_3x3": 2.0, "nor_conv_1x1": 1.5, "avg_pool_3x3": 0.5}
+    return 50.0 + sum(weight[op] * (1 + i) for i, op in enumerate(ops))
+
+
+def write_nb201_table(path: Path) -> Path:
+    """A benchmark table over the 729 cells with three operations."""
+    lines = ["arch,val,test"]
+    for ops in itertools.product(OPS3, repeat=6):
+        score = synthetic_score(list(ops))
+        lines.append(f"{nb201_arch(list(ops))},{score:.3f},{score - 1:.3f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def table_run(table: Path, **overrides: Any) -> dict[str, Any]:
+    run = {
+        "seed": 0,
+        "generations": 3,
+        "population": 6,
+        "candidates": 4,
+        "space": {"name": "nb201", "ops": OPS3},
+        "strategy": {"name": "rea", "sample_size": 2},
+        "evaluator": {"name": "table", "path": str(table), "arch_column": "arch", "val_column": "val", "test_column": "test"},
+    }
+    run.update(overrides)
+    return run
+
+
+def write_config(path: Path, runs: dict[str, Any], defaults: dict[str, Any] | None = None) -> Path:
+    config: dict[str, Any] = {"runs": runs}
+    if defaults is not None:
+        config["defaults"] = defaults
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def nas_cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=cwd, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"nas {args} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def train(spec: dict[str, Any], log: Callable[[str], None] = lambda _: None,
+          checkpoint_dir: Path | None = None) -> Evaluation:
+    """The training loop on one spec, in this process, quietly unless `log` is given."""
+    return training.train(spec, evaluator_for(spec), checkpoint_dir=checkpoint_dir, log=log)
+
+
+def look_up(spec: dict[str, Any]) -> dict[str, Any]:
+    """A table evaluator's metrics for one spec (an `evaluate` for run_in_process)."""
+    return evaluator_for(spec).evaluate(spec).metrics
