@@ -22,9 +22,12 @@ COLUMNS    := CIFAR10 CIFAR100 ImageNet
 
 .PHONY: run test dry bench bench-meta clean
 
-$(ENV): requirements.txt
+# The pinned packages, then the project itself, editable: `nas` and the
+# `snakenas` command work from any folder and run this checkout's code.
+$(ENV): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 run: $(ENV)
@@ -49,8 +52,11 @@ bench-meta: $(ENV)
 	    --strategies $(META_STRATEGIES) --seeds $(SEEDS) --budget $(META_BUDGET) --out results/bench-meta/$$m || exit 1; \
 	done
 
+# The suite on CORES workers, a test file per worker (their module fixtures run
+# once); then the real-SLURM test on its own, since it starts and stops a cluster.
 test: $(ENV)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(CORES) --dist loadfile tests --ignore=tests/test_slurm.py
+	$(BIN)/python -m pytest -q tests/test_slurm.py
 
 clean:
 	rm -rf results .snakemake

@@ -6,30 +6,33 @@
 #
 # Each rule is one step of `python -m nas`; see README.md and DESIGN.md.
 
-import os
 import re
 import shlex
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import min_version
 
 min_version("9.0")
 
-sys.path.insert(0, workflow.basedir)
-# Jobs run `python -m nas` from the working directory, which may be elsewhere.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
-)
-
-from nas import layout
+try:
+    from nas import layout
+except ModuleNotFoundError:
+    sys.exit(f"snakenas: the `nas` package is not installed in {sys.executable}; "
+             f"run `make` (or `pip install -e .`) in {workflow.basedir}")
 from nas.config import ConfigError, candidates_in, execution_settings, frozen, load_config, merge, resolve_runs
 from nas.evaluators import evaluator_for
 from nas.io import write_yaml
 
 if "runs" not in config:
+    given = [str(path) for path in workflow.overwrite_configfiles]
+    if given:
+        # A config file without runs would otherwise run the default search with its defaults merged in.
+        sys.exit(f"snakenas: config file {', '.join(given)} has no `runs:`; name the runs to search "
+                 "(runs: {my-run: {}}), as config/config.yaml does")
     # No --configfile: the default search; --config values still win.
-    config.update(merge(load_config(Path(workflow.basedir) / "config" / "config.yaml"), config))
+    config.update(merge(load_config(Path(workflow.basedir) / layout.DEFAULT_CONFIG), config))
 
 try:
     RUNS = resolve_runs(config)
@@ -37,8 +40,12 @@ try:
 except ConfigError as e:
     sys.exit(f"snakenas: {e}")
 
-# The same interpreter (and so the same environment) runs every step.
-NAS = f"{shlex.quote(sys.executable)} -m nas"
+# Every step is a `snakenas` command of the environment this snakemake runs in,
+# found first on the jobs' PATH (whether or not that environment is activated);
+# with --software-deployment-method conda, the rule's conda environment's instead.
+# (A prefix replaces Snakemake's own, so it keeps the strict mode that one sets.)
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
 
 
 report: "report/workflow.rst"

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nas import layout
 from nas.config import ConfigError, load_config, resolve_runs
 from nas.evaluators.table import Table, table_for
 from nas.io import write_figure, write_tsv
@@ -118,7 +119,7 @@ def run_bench(
         if metric in meta_from:
             raise ConfigError(f"--meta-from must not include the target column {metric!r}")
         space = (load_config(config_path).get("defaults") or {}).get("space") or {"name": "nb201"}
-        model = build_meta_model(table, arch_column, meta_from, task_features, space, Path(out) / "meta")
+        model = build_meta_model(table, arch_column, meta_from, task_features, space, layout.bench_meta(out))
     _RUNS = bench_runs(table, metric, arch_column, strategies, config_path, model, task_features.get(metric))
     _TABLE = table_for(next(iter(_RUNS.values()))["evaluator"])
     optimum = max(_TABLE.val.values())
@@ -141,7 +142,7 @@ def run_bench(
         for name, seed, curve in results
         for q, v in enumerate(curve)
     ]
-    write_tsv(out / "curves.tsv", ("strategy", "seed", "queries", "best_so_far"), curves)
+    write_tsv(layout.bench_curves(out), ("strategy", "seed", "queries", "best_so_far"), curves)
     summary = []
     for name in strategies:
         matrix = np.array([c for n, _, c in results if n == name])
@@ -149,8 +150,8 @@ def run_bench(
             at = matrix[:, b - 1]
             summary.append({"strategy": name, "budget": b, "mean": round(float(at.mean()), 4),
                             "std": round(float(at.std()), 4), "regret": round(float(optimum - at.mean()), 4)})
-    write_tsv(out / "summary.tsv", ("strategy", "budget", "mean", "std", "regret"), summary)
-    _plot(results, strategies, metric, optimum, out / "curves.png")
+    write_tsv(layout.bench_summary(out), ("strategy", "budget", "mean", "std", "regret"), summary)
+    _plot(results, strategies, metric, optimum, layout.bench_plot(out))
     print(f"{len(tasks)} searches of {budget} queries in {seconds:.1f} s ({jobs} processes); optimum {optimum:.4f}")
     return summary
 

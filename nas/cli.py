@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
+
+from nas import layout
+
+DEFAULT_CONFIG = layout.DEFAULT_CONFIG
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
@@ -26,11 +31,13 @@ def _known_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nas", description=__doc__)
+    # The same commands as `snakenas ...` (the console script) and `python -m nas ...`.
+    prog = "snakenas" if Path(sys.argv[0]).name == "snakenas" else "python -m nas"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="validate a config and list its runs")
-    p.add_argument("config", nargs="?", default="config/config.yaml")
+    p.add_argument("config", nargs="?", default=None, help=f"default: {DEFAULT_CONFIG} in this folder")
 
     p = sub.add_parser("propose", help="write the candidate specs of one generation")
     p.add_argument("run_dir")
@@ -78,10 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     m = meta.add_parser("task", help="write results/RUN/task.json (the run's task id and features)")
     m.add_argument("run_dir")
     m = meta.add_parser("build", help="knowledge base and meta-model from finished runs and tables")
-    m.add_argument("--out", default="results/meta")
+    m.add_argument("--out", default=layout.META_DIR)
     m.add_argument("--runs", nargs="*", default=None, help="run folders (default: every finished run under --results)")
-    m.add_argument("--results", default="results")
+    m.add_argument("--results", default=layout.RESULTS)
     m.add_argument("--config", default=None, help="a config whose `meta:` section names tables (and space)")
+    m.add_argument("--meta", default=None, help="a `meta:` section itself, as YAML or JSON (instead of --config)")
     m.add_argument("--space", default=None, help="YAML mapping of the space the predictor encodes")
     m = meta.add_parser("rank", help="the meta-model's best architectures for a task")
     m.add_argument("model", help="folder of the meta-model")
@@ -136,9 +144,12 @@ def _move_aside_if_corrupt(error: Exception) -> None:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
-        from nas.config import load_config, resolve_runs
+        from nas.config import ConfigError, load_config, resolve_runs
 
-        runs = resolve_runs(load_config(args.config))
+        if args.config is None and not Path(DEFAULT_CONFIG).is_file():
+            raise ConfigError(f"no config given and no {DEFAULT_CONFIG} in {Path.cwd()}; "
+                              "name one: snakenas check my-search.yaml")
+        runs = resolve_runs(load_config(args.config or DEFAULT_CONFIG))
         for name, run in runs.items():
             objective = run["objectives"][0]
             print(f"{name}: {run['strategy']['name']} on {run['space']['name']}, "
@@ -217,7 +228,10 @@ def _meta(args: argparse.Namespace) -> None:
         from nas.config import load_config
         from nas.meta.build import build
 
-        section = (load_config(args.config).get("meta") or {}) if args.config else {}
+        if args.meta is not None:
+            section = _yaml_mapping(args.meta)
+        else:
+            section = (load_config(args.config).get("meta") or {}) if args.config else {}
         space = _yaml_mapping(args.space) if args.space else section.get("space")
         model = build(args.out, runs=args.runs, results=args.results, tables=section.get("tables") or [],
                       space=space)

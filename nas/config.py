@@ -21,7 +21,7 @@ from nas.evaluators import EvaluatorError, evaluator_class, evaluator_for
 from nas.evaluators.recipe import TRAINING_DEFAULTS
 from nas.io import CorruptArtefact, read_yaml
 from nas.objectives import ObjectiveError, metric, resolve
-from nas.registry import unknown_option
+from nas.options import unknown_option
 from nas.spaces import SPACES, SpaceError, make_space
 from nas.strategies import StrategyError, make_strategy, strategy_class
 from nas.tasks import TaskError, task_class

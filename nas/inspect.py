@@ -107,7 +107,7 @@ def all_run_dirs(results: str | Path = layout.RESULTS) -> list[Path]:
     return [
         d
         for d in sorted(results.iterdir())
-        if d.is_dir() and ((d / "run.yaml").exists() or any(GEN_DIR.fullmatch(g.name) for g in d.iterdir()))
+        if d.is_dir() and (Path(layout.run_config(d)).exists() or any(GEN_DIR.fullmatch(g.name) for g in d.iterdir()))
     ]
 
 

@@ -8,8 +8,10 @@ the workflow and the code can never disagree on a path.
     results/{run}/gen_{g}/candidates/{c}.yaml   specs proposed for generation g
     results/{run}/gen_{g}/evals/{c}/            metrics.json, epochs.csv (checkpoint.pt while training)
     results/{run}/gen_{g}/table.tsv             one row per candidate of g
-    results/{run}/gen_{g}/state/state.json      strategy state after g
-    results/{run}/history.tsv, summary.json, best.yaml, progress.png, overview.html
+    results/{run}/gen_{g}/state/state.json      strategy state after g (policy.pt: reinforce's weights)
+    results/{run}/history.tsv, summary.json, best.yaml, progress.png, overview.html, task.json
+    results/meta/                               model.json, knowledge.tsv, tasks.json, build.log
+    BENCH_OUT/                                  curves.tsv, summary.tsv, curves.png (meta/: its meta-model)
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 RESULTS = "results"
+# The config a workflow (and `snakenas check`) reads when none is given, in the project or working folder.
+DEFAULT_CONFIG = "config/config.yaml"
+# The meta-model a config's `meta:` section builds (rules/meta.smk); no run may be named "meta".
+META_DIR = f"{RESULTS}/meta"
 
 
 def run_dir(run: str) -> str:
@@ -82,8 +88,14 @@ def state_dir(rdir: str | Path, g: int | str) -> str:
     return f"{gen_dir(rdir, g)}/state"
 
 
-def state_file(rdir: str | Path, g: int | str) -> str:
-    return f"{state_dir(rdir, g)}/state.json"
+def state_json(state_dir: str | Path) -> Path:
+    """A strategy's state in its state folder (a JSON-able dict, or a summary of it)."""
+    return Path(state_dir) / "state.json"
+
+
+def policy_file(state_dir: str | Path) -> Path:
+    """A policy network's weights and optimizer (reinforce), in its state folder."""
+    return Path(state_dir) / "policy.pt"
 
 
 def log(rdir: str | Path, step: str, g: int | str | None = None, c: int | str | None = None) -> str:
@@ -118,6 +130,41 @@ def overview(rdir: str | Path) -> str:
 def task_json(rdir: str | Path) -> str:
     """The run's task id and features (meta-learning)."""
     return f"{rdir}/task.json"
+
+
+def meta_model(folder: str | Path) -> str:
+    return f"{folder}/model.json"
+
+
+def knowledge_table(folder: str | Path) -> str:
+    """The knowledge base: one row per (task, architecture)."""
+    return f"{folder}/knowledge.tsv"
+
+
+def knowledge_tasks(folder: str | Path) -> str:
+    """The knowledge base's tasks and their features."""
+    return f"{folder}/tasks.json"
+
+
+def meta_log(folder: str | Path) -> str:
+    return f"{folder}/build.log"
+
+
+def bench_curves(out: str | Path) -> Path:
+    return Path(out) / "curves.tsv"
+
+
+def bench_summary(out: str | Path) -> Path:
+    return Path(out) / "summary.tsv"
+
+
+def bench_plot(out: str | Path) -> Path:
+    return Path(out) / "curves.png"
+
+
+def bench_meta(out: str | Path) -> Path:
+    """The leave-one-task-out meta-model of a benchmark's +meta strategies."""
+    return Path(out) / "meta"
 
 
 def remake_target(path: str | Path) -> Path:

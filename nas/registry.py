@@ -35,15 +35,3 @@ def constructor_options(cls: type, fixed: Iterable[str] = ()) -> tuple[str, ...]
         name for name, p in inspect.signature(cls).parameters.items()
         if name not in fixed and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     )
-
-
-def unknown_option(kind: str, name: Any, given: Iterable[str], allowed: Iterable[str]) -> tuple[str, str] | None:
-    """The first key of a config section (less `name`) that the class it names does
-    not take, with the message that says so; None when every key is an option.
-    The one option check of spaces, strategies, tasks and evaluators."""
-    allowed = sorted(set(allowed))
-    for key in given:
-        if key != "name" and key not in allowed:
-            taken = f"its options: {', '.join(allowed)}" if allowed else f"{kind} {name!r} has no options"
-            return key, f"{kind} {name!r} takes no option {key!r}; {taken}"
-    return None

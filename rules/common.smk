@@ -1,6 +1,8 @@
 # Input functions and wildcard patterns shared by the rules in search.smk.
 
 RUN = layout.run_dir("{run}")
+# The software of every rule, for --software-deployment-method conda (envs/snakenas.yaml).
+SOFTWARE = "../envs/snakenas.yaml"
 # Each run's evaluator (light: no torch), for what its jobs look like.
 EVALUATORS = {name: evaluator_for(run) for name, run in RUNS.items()}
 
@@ -67,3 +69,17 @@ def _train_resources():
 
 
 TRAIN_RESOURCES = _train_resources()
+
+
+# One job per generation, whose outputs are every candidate's metrics.json and
+# epochs.csv, as train's are. A rule's outputs are a fixed list and a
+# generation's size depends on the run (population in generation 0, candidates
+# after), so rules/search.smk makes one rule per size and kind of generation,
+# each matching only its runs.
+def per_generation_sizes():
+    sizes = {}
+    for name, run in RUNS.items():
+        if EVALUATORS[name].per_generation:
+            sizes.setdefault((run["population"], "first"), []).append(name)
+            sizes.setdefault((run["candidates"], "later"), []).append(name)
+    return sorted(sizes.items())

@@ -7,6 +7,8 @@
 # proposes its first generation: rule propose declares it (warm_start_inputs),
 # so one `snakemake` builds the model before the warm-started runs.
 
+import json
+
 from nas.meta.settings import META_DIR, meta_runs, warm_start_inputs
 
 META = config.get("meta") or {}
@@ -15,7 +17,7 @@ try:
 except ConfigError as e:
     sys.exit(f"snakenas: {e}")
 # What `rule all` may ask for: the meta-model when the config has a `meta:` section.
-META_TARGETS = [f"{META_DIR}/model.json"] if META else []
+META_TARGETS = [layout.meta_model(META_DIR)] if META else []
 
 
 
@@ -32,8 +34,10 @@ rule task_features:
         layout.log(RUN, "task"),
     params:
         rdir=run_dir,
+    conda:
+        SOFTWARE
     shell:
-        "{NAS} meta task {params.rdir} > {log} 2>&1"
+        "snakenas meta task {params.rdir} > {log} 2>&1"
 
 
 rule meta_model:
@@ -42,18 +46,17 @@ rule meta_model:
         tasks=[layout.task_json(layout.run_dir(r)) for r in META_RUNS],
         tables=[t["path"] for t in META.get("tables", [])],
     output:
-        model=f"{META_DIR}/model.json",
-        knowledge=f"{META_DIR}/knowledge.tsv",
-        tasks=f"{META_DIR}/tasks.json",
+        model=layout.meta_model(META_DIR),
+        knowledge=layout.knowledge_table(META_DIR),
+        tasks=layout.knowledge_tasks(META_DIR),
     params:
+        runs=[layout.run_dir(r) for r in META_RUNS],
         # The tables' columns and features and the space: changing them rebuilds the model.
-        settings={k: v for k, v in META.items() if k != "runs"},
+        settings=json.dumps({k: v for k, v in META.items() if k != "runs"}, sort_keys=True),
     log:
-        f"{META_DIR}/build.log",
-    run:
-        from nas.meta.build import build
-
-        model = build(META_DIR, runs=[layout.run_dir(r) for r in META_RUNS],
-                      tables=META.get("tables", []), space=META.get("space"))
-        with open(log[0], "w") as f:
-            print(f"{len(model.scores)} tasks; weights from {len(META_RUNS)} runs", file=f)
+        layout.meta_log(META_DIR),
+    conda:
+        SOFTWARE
+    shell:
+        "snakenas meta build --out $(dirname {output.model}) --runs {params.runs} --meta {params.settings:q}"
+        " > {log} 2>&1"

@@ -47,8 +47,10 @@ rule propose:
         layout.benchmark(RUN, "propose", "{g}")
     params:
         rdir=run_dir,
+    conda:
+        SOFTWARE
     shell:
-        "{NAS} propose {params.rdir} --generation {wildcards.g} 2> {log}"
+        "snakenas propose {params.rdir} --generation {wildcards.g} 2> {log}"
 
 
 rule train:
@@ -77,25 +79,15 @@ rule train:
     params:
         shared=shared_trainer,
         checkpoint="--checkpoint" if EXECUTION["checkpoints"] else "",
+    conda:
+        SOFTWARE
     shell:
-        "{NAS} train {input.candidates}/{wildcards.c}.yaml --out $(dirname {output.metrics})"
+        "snakenas train {input.candidates}/{wildcards.c}.yaml --out $(dirname {output.metrics})"
         " {params.checkpoint} {params.shared} 2> {log}"
 
 
-# One job per generation, whose outputs are every candidate's metrics.json and
-# epochs.csv, as train's are. A rule's outputs are a fixed list and a
-# generation's size depends on the run (population in generation 0, candidates
-# after), so there is one rule per size and kind of generation, each matching
-# only its runs.
-def per_generation_sizes():
-    sizes = {}
-    for name, run in RUNS.items():
-        if EVALUATORS[name].per_generation:
-            sizes.setdefault((run["population"], "first"), []).append(name)
-            sizes.setdefault((run["candidates"], "later"), []).append(name)
-    return sorted(sizes.items())
-
-
+# One job per generation for an evaluator that evaluates a whole generation at
+# once (a table look-up): one rule per generation size (common.smk).
 for (size, which), names in per_generation_sizes():
 
     rule:
@@ -122,8 +114,10 @@ for (size, which), names in per_generation_sizes():
             **TRAIN_RESOURCES,
         params:
             rdir=run_dir,
+        conda:
+            SOFTWARE
         shell:
-            "{NAS} evaluate {params.rdir} --generation {wildcards.g} 2> {log}"
+            "snakenas evaluate {params.rdir} --generation {wildcards.g} 2> {log}"
 
 
 rule aggregate:
@@ -141,8 +135,10 @@ rule aggregate:
         layout.benchmark(RUN, "aggregate", "{g}")
     params:
         rdir=run_dir,
+    conda:
+        SOFTWARE
     shell:
-        "{NAS} aggregate {params.rdir} --generation {wildcards.g} 2> {log}"
+        "snakenas aggregate {params.rdir} --generation {wildcards.g} 2> {log}"
 
 
 rule report:
@@ -161,5 +157,7 @@ rule report:
         generations=lambda wc: run_of(wc)["generations"],
     log:
         layout.log(RUN, "report"),
+    conda:
+        SOFTWARE
     shell:
-        "{NAS} report {params.rdir} --generations {params.generations} > {log} 2>&1"
+        "snakenas report {params.rdir} --generations {params.generations} > {log} 2>&1"

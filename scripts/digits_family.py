@@ -38,13 +38,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from nas import layout
+from nas.config import load_run
+from nas.io import read_json, read_tsv, read_yaml
+from nas.meta.knowledge import Knowledge
+from nas.meta.model import MetaModel
+from nas.objectives import best_row, best_so_far, fitness, objectives_of
 
-from nas import layout  # noqa: E402
-from nas.config import load_run  # noqa: E402
-from nas.io import read_tsv  # noqa: E402
-from nas.objectives import best_row, best_so_far, fitness, objectives_of  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 # What every run shares: the default recipe of config/config.yaml.
 DEFAULTS: dict[str, Any] = {
@@ -108,8 +109,6 @@ RETRAIN_SEED = 9001
 
 
 def spec_of(rdir: Path, row: dict[str, Any]) -> dict[str, Any]:
-    from nas.io import read_yaml
-
     return read_yaml(layout.spec(rdir, int(row["generation"]), row["candidate"]))
 
 
@@ -145,10 +144,6 @@ def oracle_model(workdir: Path, target: str, top: int) -> list[tuple[str, float]
     times; the mean of those fresh trainings (free of the luck that picked the
     cells) is its score. Written to results/oracle-{target}/ without a predictor,
     so it ranks these cells only. Returns the `top` cells with their means."""
-    from nas.io import read_json
-    from nas.meta.knowledge import Knowledge
-    from nas.meta.model import MetaModel
-
     results = workdir / "results"
     rows = [(rdir, row) for rdir in sorted(results.glob(f"{target}-*-s*")) if "-oracle-" not in rdir.name
             for row in read_tsv(layout.history(rdir))]

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nas.evaluators import evaluator_for, training  # noqa: E402
-from nas.spaces import make_space  # noqa: E402
+from nas.evaluators import evaluator_for, training
+from nas.spaces import make_space
 
 
 def ranks(values: np.ndarray) -> np.ndarray:

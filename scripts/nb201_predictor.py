@@ -13,18 +13,16 @@ the Spearman correlation of prediction and target over all cells.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from nas.evaluators.table import load_table
+from nas.meta.knowledge import from_table
+from nas.meta.model import MetaModel, spearman
 
-from nas.evaluators.table import load_table  # noqa: E402
-from nas.meta.knowledge import from_table  # noqa: E402
-from nas.meta.model import MetaModel, spearman  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 ARCH_COLUMN = "ArchitectureString"
 

@@ -15,7 +15,7 @@ def nb201_table(tmp_path: Path) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The SLURM test last: it stops its cluster at the end, and with SLURM
-    # installed but stopped every later snakemake start would wait ~9 s for
-    # `scontrol`, which the slurm executor plugin asks at import.
+    # The SLURM test last in a plain `pytest tests` (make test runs it on its
+    # own): it stops its cluster at the end, and a later snakemake outside the
+    # tests' stub (tests/no-slurm) would wait ~9 s for `scontrol` at start.
     items.sort(key=lambda item: item.path.name == "test_slurm.py")

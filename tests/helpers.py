@@ -3,11 +3,13 @@ snakemake and `python -m nas` as subprocesses. Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import yaml
@@ -17,6 +19,7 @@ from nas.evaluators import training
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+SNAKENAS = str(Path(sys.executable).parent / "snakenas")
 OPS3 = ["none", "skip_connect", "nor_conv_3x3"]
 
 
@@ -62,19 +65,29 @@ def write_config(path: Path, runs: dict[str, Any], defaults: dict[str, Any] | No
     return path
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+def without_slurm() -> dict[str, str]:
+    """The environment of a snakemake that uses no cluster: a stub `scontrol` first
+    on PATH, so that the slurm plugin's question at start-up is answered at once."""
+    return {**os.environ, "PATH": f"{REPO / 'tests' / 'no-slurm'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 600, check: bool = True,
+              slurm: bool = False) -> subprocess.CompletedProcess:
+    """The real snakemake on the project's Snakefile, in `workdir`; `slurm` for the one
+    test that talks to a cluster (the others start without asking SLURM anything)."""
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    env = None if slurm else without_slurm()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
 
 
 def nas_cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=cwd, env=env)
+    """The `snakenas` command (the installed console script), in `cwd`."""
+    proc = subprocess.run([SNAKENAS, *args], capture_output=True, text=True, cwd=cwd)
     if check and proc.returncode != 0:
-        raise AssertionError(f"nas {args} failed:\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(f"snakenas {args} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
@@ -87,3 +100,11 @@ def train(spec: dict[str, Any], log: Callable[[str], None] = lambda _: None,
 def look_up(spec: dict[str, Any]) -> dict[str, Any]:
     """A table evaluator's metrics for one spec (an `evaluate` for run_in_process)."""
     return evaluator_for(spec).evaluate(spec).metrics
+
+
+def load_script(name: str) -> ModuleType:
+    """A script of scripts/ as a module, for its functions (scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import yaml
 
 from nas import layout, steps
 from nas.evaluators import training
-from tests.helpers import REPO, train
+from tests.helpers import train
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -52,10 +51,9 @@ def test_a_killed_training_resumes_with_the_same_result(tmp_path):
     spec_path.write_text(yaml.safe_dump(spec(epochs=4, train_size=600)))
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     checkpoint = Path(layout.checkpoint_in(killed))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "nas", "train", str(spec_path), "--out", str(killed), "--checkpoint"]
 
-    first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     with ThreadPoolExecutor(1) as pool:
         reference = pool.submit(steps.evaluate, spec_path, whole)  # the uninterrupted run, meanwhile
         try:
@@ -72,7 +70,7 @@ def test_a_killed_training_resumes_with_the_same_result(tmp_path):
     saved = torch.load(checkpoint, weights_only=True)["epoch"]
     assert 1 <= saved < 4 and not (killed / "metrics.json").exists()
 
-    second = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr
     assert f"resumed from epoch {saved}" in second.stderr
     assert [line for line in second.stderr.splitlines() if line.startswith("epoch ")][0].startswith(f"epoch {saved + 1}/4")

@@ -13,7 +13,7 @@ import yaml
 from nas.config import ConfigError, resolve_runs
 from nas.tasks import TaskError, task_for
 from nas.tasks.digits import resample_matrix, variant
-from tests.helpers import REPO, nas_cli
+from tests.helpers import REPO, load_script, nas_cli
 
 BASE = {"name": "digits", "train_size": 200, "val_size": 150}
 
@@ -156,11 +156,7 @@ def test_the_family_experiment_config_passes_the_check(tmp_path):
 
 
 def test_the_family_oracle_reruns_the_warm_runs_from_the_target_s_own_cells(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import digits_family
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    digits_family = load_script("digits_family")
     config = digits_family.build_config(seeds=2, source_seeds=2)
     assert [n for n in config["runs"] if n.startswith("src-noise")] == ["src-noise-s0", "src-noise-s1"]
     assert config["meta"]["runs"] == [n for n in config["runs"] if n.startswith("src-")]

@@ -232,9 +232,9 @@ def test_cross_validation_keeps_the_predictor_of_sparse_noisy_knowledge_plain():
     model = MetaModel.build(knowledge, SPACE)
     rich = MetaModel.build(knowledge, SPACE)
     rich.encoding, rich.weighting, rich.ridge = ("genes", "pairs"), "exp", 0.1
-    from nas.meta.model import _Rows, _System
+    from nas.meta.model import _Rows, _system
 
-    rich.weights, rich.offset = _System(_Rows.join(rich._rows()), "exp").solve(rich._mask(rich.encoding), 0.1)
+    rich.weights, rich.offset = _system(_Rows.join(rich._rows()), "exp").solve(0.1, rich._mask(rich.encoding))
     chosen, weak = _truth_correlation(model, synthetic_score), _truth_correlation(rich, synthetic_score)
     assert model.encoding == ("genes",) and chosen > 0.6 and chosen > weak + 0.1
 

@@ -9,7 +9,6 @@ from nas.strategies.operators import (
     multi_point_crossover,
     resample_genes,
     roulette,
-    single_point_crossover,
     swap_genes,
     tournament,
 )
@@ -58,7 +57,7 @@ def test_crossover_children_mix_parents_gene_by_gene(pair, seed):
 
 def test_single_point_crossover_swaps_a_tail():
     a, b = (0, 0, 0, 0), (1, 1, 1, 1)
-    c, d = single_point_crossover(a, b, np.random.default_rng(0))
+    c, d = multi_point_crossover(a, b, 1, np.random.default_rng(0))
     cut = c.index(1)
     assert c == (0,) * cut + (1,) * (4 - cut) and d == (1,) * cut + (0,) * (4 - cut)
     assert a == (0, 0, 0, 0) and b == (1, 1, 1, 1)

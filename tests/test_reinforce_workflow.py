@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import yaml
 
 from nas.config import resolve_runs
@@ -28,28 +27,30 @@ def test_policy_files_reloaded_each_epoch_give_the_in_process_search(tmp_path, n
         assert (rdir / "history.tsv").read_text() == tsv_text(columns(run), run_in_process(run, look_up))
 
 
-@pytest.mark.parametrize("formulation", ["generate", "edit"])
-def test_reinforce_trains_on_digits_in_the_workflow(tmp_path, formulation):
-    space = (
-        {"name": "nb201", "channels": 4, "cells_per_stage": 1}
-        if formulation == "generate"
-        else {"name": "chain", "max_layers": 3, "filters": [4, 8], "kernels": [1, 3]}
-    )
-    run = {
-        "generations": 2,
-        "population": 2,
-        "candidates": 2,
-        "space": space,
-        "strategy": {"name": "reinforce", "formulation": formulation},
-        "task": {"name": "digits", "train_size": 60, "val_size": 60},
-        "training": {"epochs": 1, "batch_size": 32},
+def test_reinforce_trains_on_digits_in_the_workflow(tmp_path):
+    """Both formulations side by side in one snakemake call."""
+
+    def run(formulation: str, space: dict) -> dict:
+        return {
+            "generations": 2,
+            "population": 2,
+            "candidates": 2,
+            "space": space,
+            "strategy": {"name": "reinforce", "formulation": formulation},
+            "task": {"name": "digits", "train_size": 60, "val_size": 60},
+            "training": {"epochs": 1, "batch_size": 32},
+        }
+
+    runs = {
+        "generate": run("generate", {"name": "nb201", "channels": 4, "cells_per_stage": 1}),
+        "edit": run("edit", {"name": "chain", "max_layers": 3, "filters": [4, 8], "kernels": [1, 3]}),
     }
-    config = write_config(tmp_path / "c.yaml", {"rl": run})
+    config = write_config(tmp_path / "c.yaml", runs)
     snakemake(tmp_path, "--configfile", str(config))
-    rdir = tmp_path / "results" / "rl"
-    history = (rdir / "history.tsv").read_text().splitlines()
-    assert len(history) == 1 + 4 and all("\tok\t" in line for line in history[1:])
-    assert (rdir / "gen_001" / "state" / "policy.pt").is_file()
-    spec = yaml.safe_load((rdir / "gen_001" / "candidates" / "c00.yaml").read_text())
-    if formulation == "edit":
-        assert spec["trace"] and spec["origin"] in ("edit", "random")
+    for name in runs:
+        rdir = tmp_path / "results" / name
+        history = (rdir / "history.tsv").read_text().splitlines()
+        assert len(history) == 1 + 4 and all("\tok\t" in line for line in history[1:])
+        assert (rdir / "gen_001" / "state" / "policy.pt").is_file()
+    spec = yaml.safe_load((tmp_path / "results" / "edit" / "gen_001" / "candidates" / "c00.yaml").read_text())
+    assert spec["trace"] and spec["origin"] in ("edit", "random")

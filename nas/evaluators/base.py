@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from nas.objectives import Metric, register
-from nas.registry import unknown_option
+from nas.options import unknown_option
 from nas.tasks import Task
 
 PARAMS = register("params", "min", "", "trainable parameters")

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+# The choices of the recipe (config/schema.yaml's enums; tests/test_schema.py keeps them equal).
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("cosine", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+
 TRAINING_DEFAULTS = {
     "epochs": 10,
     "batch_size": 64,

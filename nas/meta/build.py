@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from nas import layout
 from nas.config import load_run
 from nas.meta.knowledge import Knowledge, finished_runs, from_runs, from_table
 from nas.meta.model import MetaModel
@@ -15,7 +16,7 @@ DEFAULT_SPACE = {"name": "nb201"}
 def build(
     out: str | Path,
     runs: Sequence[str | Path] | None = None,
-    results: str | Path = "results",
+    results: str | Path = layout.RESULTS,
     tables: Sequence[dict[str, Any]] = (),
     space: dict[str, Any] | None = None,
 ) -> MetaModel:

@@ -62,8 +62,8 @@ class Knowledge:
         ]
 
     def write(self, folder: str | Path) -> None:
-        write_tsv(Path(folder) / "knowledge.tsv", COLUMNS, self.rows())
-        write_json(Path(folder) / "tasks.json", {t: self.tasks[t] for t in sorted(self.tasks)})
+        write_tsv(layout.knowledge_table(folder), COLUMNS, self.rows())
+        write_json(layout.knowledge_tasks(folder), {t: self.tasks[t] for t in sorted(self.tasks)})
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -137,10 +137,10 @@ def from_table(
 def read_knowledge(folder: str | Path) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """(task -> features, task -> arch -> score) of a written knowledge base."""
     folder = Path(folder)
-    tasks = read_json(folder / "tasks.json")
+    tasks = read_json(layout.knowledge_tasks(folder))
     if not isinstance(tasks, dict):
-        raise CorruptArtefact(folder / "tasks.json", "expected {task: features}")
+        raise CorruptArtefact(layout.knowledge_tasks(folder), "expected {task: features}")
     scores: dict[str, dict[str, float]] = {t: {} for t in tasks}
-    for row in read_tsv(folder / "knowledge.tsv"):
+    for row in read_tsv(layout.knowledge_table(folder)):
         scores.setdefault(row["task"], {})[row["arch"]] = float(row["score"])
     return tasks, scores

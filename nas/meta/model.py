@@ -51,8 +51,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nas import layout
 from nas.io import ArtefactError, CorruptArtefact, read_json, write_json
 from nas.meta.knowledge import CLIP, Knowledge, read_knowledge
+from nas.ridge import RidgeSystem, one_hot
 from nas.spaces import SearchSpace, SpaceError, make_space
 
 PAIR_GENES = 8
@@ -61,7 +63,7 @@ ENCODINGS: tuple[tuple[str, ...], ...] = (("genes",), ("genes", "task"), ("genes
                                          ("genes", "pairs", "task"))
 RIDGES = (1000.0, 100.0, 10.0, 1.0, 0.1)  # strongest first, for the same reason
 BLOCKS = ("genes", "pairs", "task")  # the full encoding, in column order
-WEIGHTINGS = ("exp", "uniform")  # of the rows in the fit (_System)
+WEIGHTINGS = ("exp", "uniform")  # of the rows in the fit (_system)
 CV_FOLDS = 5  # over architectures, when the knowledge has a single task
 # Weight of the prediction in an architecture's score: one identical known task.
 PRIOR = 1.0
@@ -119,13 +121,13 @@ class MetaModel:
         self.selection = []
         best: tuple[float, tuple[str, ...], str, float] | None = None
         for weighting in WEIGHTINGS:
-            systems = [(_System(train, weighting), test) for train, test in folds]
+            systems = [(_system(train, weighting), test) for train, test in folds]
             for encoding in encodings:
                 mask = self._mask(encoding)
                 for ridge in RIDGES:
                     rhos = []
                     for system, test in systems:
-                        weights, offset = system.solve(mask, ridge)
+                        weights, offset = system.solve(ridge, mask)
                         rhos.append(spearman(test.x[:, mask] @ weights + offset, test.y))
                     rho = float(np.nanmean(rhos)) if np.isfinite(rhos).any() else math.nan
                     self.selection.append({"encoding": list(encoding), "weighting": weighting, "ridge": ridge,
@@ -134,8 +136,8 @@ class MetaModel:
                         best = (rho, encoding, weighting, ridge)
         assert best is not None
         _, self.encoding, self.weighting, self.ridge = best
-        self.weights, self.offset = _System(_Rows.join(rows), self.weighting).solve(self._mask(self.encoding),
-                                                                                   self.ridge)
+        self.weights, self.offset = _system(_Rows.join(rows), self.weighting).solve(self.ridge,
+                                                                                    self._mask(self.encoding))
 
     def _rows(self) -> list["_Rows"]:
         """One block of (encoded architecture, score) rows per known task, every column encoded."""
@@ -186,10 +188,8 @@ class MetaModel:
     def _encode(self, genomes: Sequence[tuple[int, ...]], task: np.ndarray, blocks: Sequence[str]) -> np.ndarray:
         """One-hot genes, then (when asked) pairs of genes, then genes x task features."""
         cards = self.space.cardinalities()
-        offsets = np.concatenate([[0], np.cumsum(cards)[:-1]]).astype(int)
         g = np.asarray(genomes, dtype=int).reshape(len(genomes), len(cards))
-        unary = np.zeros((len(g), int(sum(cards))))
-        unary[np.arange(len(g))[:, None], offsets + g] = 1.0
+        unary = one_hot(g, cards)
         parts = [unary]
         if "pairs" in blocks and len(cards) <= PAIR_GENES:
             for i in range(len(cards)):
@@ -253,7 +253,7 @@ class MetaModel:
     # -- files ------------------------------------------------------------------------
 
     def save(self, folder: str | Path) -> None:
-        write_json(Path(folder) / "model.json", {
+        write_json(layout.meta_model(folder), {
             "format": FORMAT,
             "space": self.space_cfg,
             "features": self.names,
@@ -270,7 +270,7 @@ class MetaModel:
     @classmethod
     def load(cls, folder: str | Path) -> "MetaModel":
         folder = Path(folder)
-        path = folder / "model.json"
+        path = Path(layout.meta_model(folder))
         if not path.is_file():
             raise ArtefactError(f"{path}: no meta-model there; build it first (python -m nas meta build, "
                                 "or snakemake results/meta/model.json)")
@@ -309,26 +309,16 @@ def _folds(rows: list[_Rows]) -> list[tuple[_Rows, _Rows]]:
             for k in range(CV_FOLDS) if (fold == k).any() and (fold != k).any()]
 
 
-class _System:
-    """The normal equations of a weighted ridge fit, built once for all columns so
-    that every encoding (a column subset) and ridge is a cheap solve.
+def _system(rows: _Rows, weighting: str) -> RidgeSystem:
+    """The normal equations of the fit, built once for all columns so that every
+    encoding (a column subset) and ridge is a cheap solve.
 
     Weighting `exp`: each row weighs exp(score), so the fit is spent on the good
     architectures, whose order a search needs, not on the many poor ones; this
     is what makes the top of a dense benchmark table's prediction good.
     `uniform`: every row alike, which noisy scores (one short training each) may
     prefer, since exp(score) gives the luckiest trainings the most say."""
-
-    def __init__(self, rows: _Rows, weighting: str) -> None:
-        w = np.exp(rows.y) if weighting == "exp" else np.ones_like(rows.y)
-        self.offset = float(np.average(rows.y, weights=w))
-        xw = rows.x * w[:, None]
-        self.gram = xw.T @ rows.x
-        self.rhs = xw.T @ (rows.y - self.offset)
-
-    def solve(self, mask: np.ndarray, ridge: float) -> tuple[np.ndarray, float]:
-        gram = self.gram[np.ix_(mask, mask)] + ridge * np.eye(len(mask))
-        return np.linalg.solve(gram, self.rhs[mask]), self.offset
+    return RidgeSystem(rows.x, rows.y, np.exp(rows.y) if weighting == "exp" else None)
 
 
 def _ranks(v: np.ndarray) -> np.ndarray:
@@ -354,7 +344,7 @@ def _load_cached(folder: str, stamp: int) -> MetaModel:
 
 def load_model(folder: str | Path) -> MetaModel:
     """The model in `folder`, loaded once per process while model.json is unchanged."""
-    path = Path(folder) / "model.json"
+    path = Path(layout.meta_model(folder))
     return _load_cached(str(Path(folder).resolve()), path.stat().st_mtime_ns if path.exists() else 0)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from nas import layout
 from nas.config import ConfigError
 
-META_DIR = f"{layout.RESULTS}/meta"
+META_DIR = layout.META_DIR
 
 
 def meta_runs(meta: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[str]:
@@ -41,4 +41,4 @@ def warm_start_inputs(run: dict[str, Any], generation: int | str) -> list[str]:
     For rule propose: `meta=lambda wc: warm_start_inputs(RUNS[wc.run], wc.g)`."""
     if not run.get("warm_start") or int(generation) != 0:
         return []
-    return [f"{run['warm_start']['model']}/model.json", layout.task_json(layout.run_dir(run["name"]))]
+    return [layout.meta_model(run["warm_start"]["model"]), layout.task_json(layout.run_dir(run["name"]))]

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nas import layout
 from nas.meta.features import features_for
 from nas.meta.model import Scorer, load_model
 from nas.spaces import SpaceError
@@ -32,7 +33,7 @@ def _scorer(folder: str, stamp: int, features: tuple[tuple[str, float], ...]) ->
 
 def _stamp(folder: str) -> int:
     """When model.json last changed: a rebuilt model is not served from the cache."""
-    path = Path(folder) / "model.json"
+    path = Path(layout.meta_model(folder))
     return path.stat().st_mtime_ns if path.exists() else 0
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from nas.options import integer, is_int, values
 from nas.spaces.base import MAX_DRAWS, Genome, SearchSpace, SpaceError, Stage, conv_out, head_cost, torch_modules
 
 if TYPE_CHECKING:  # torch stays out of the import path of the fast steps
@@ -72,22 +73,26 @@ class ChainSpace(SearchSpace):
         max_reductions: int = 3,
         min_convs: int = 1,
     ):
-        self.max_layers = _at_least("max_layers", max_layers, 1)
-        self.min_layers = _at_least("min_layers", min_layers, 1)
+        self.max_layers = integer("chain", "max_layers", max_layers, 1, SpaceError)
+        self.min_layers = integer("chain", "min_layers", min_layers, 1, SpaceError)
         if self.min_layers > self.max_layers:
             raise SpaceError(f"chain option min_layers={min_layers} must be <= max_layers={max_layers}")
-        self.layer_types = _choices(
-            "layer_types", LAYER_TYPES if layer_types is None else layer_types,
-            lambda v: v in LAYER_TYPES, "choose from: " + ", ".join(LAYER_TYPES),
+        self.layer_types = values(
+            "chain", "layer_types", LAYER_TYPES if layer_types is None else layer_types,
+            lambda v: v in LAYER_TYPES, "choose from: " + ", ".join(LAYER_TYPES), SpaceError,
         )
-        self.kernels = _choices("kernels", kernels, lambda v: _is_int(v) and v > 0 and v % 2, "odd positive integers")
-        self.filters = _choices("filters", filters, lambda v: _is_int(v) and v > 0, "positive integers")
-        self.strides = _choices("strides", strides, lambda v: _is_int(v) and v > 0, "positive integers")
-        self.activations = _choices(
-            "activations", activations, lambda v: v in ACTIVATIONS, "choose from: " + ", ".join(ACTIVATIONS)
+        self.kernels = values("chain", "kernels", kernels, lambda v: is_int(v) and v > 0 and v % 2,
+                              "odd positive integers", SpaceError)
+        self.filters = values("chain", "filters", filters, lambda v: is_int(v) and v > 0, "positive integers",
+                              SpaceError)
+        self.strides = values("chain", "strides", strides, lambda v: is_int(v) and v > 0, "positive integers",
+                              SpaceError)
+        self.activations = values(
+            "chain", "activations", activations, lambda v: v in ACTIVATIONS, "choose from: " + ", ".join(ACTIVATIONS),
+            SpaceError,
         )
-        self.max_reductions = _at_least("max_reductions", max_reductions, 0)
-        self.min_convs = _at_least("min_convs", min_convs, 0)
+        self.max_reductions = integer("chain", "max_reductions", max_reductions, 0, SpaceError)
+        self.min_convs = integer("chain", "min_convs", min_convs, 0, SpaceError)
         self._check_feasible()
         # Values per gene within a slot; type has one more for the empty slot.
         self._counts = (
@@ -119,9 +124,6 @@ class ChainSpace(SearchSpace):
             raise SpaceError(f"chain genome {list(genome)} {problem}")
         slots = (genome[i : i + SLOT] for i in range(0, len(genome), SLOT))
         return [self._clean(slot) for slot in slots if slot[TYPE] != 0]
-
-    def num_layers(self, genome: Genome) -> int:
-        return len(self.layers(genome))
 
     def canonical(self, genome: Genome) -> Genome:
         return self._pack(self.layers(genome))
@@ -241,7 +243,7 @@ class ChainSpace(SearchSpace):
     # -- edits: add, remove or change one layer -------------------------------------
 
     def add_layer(self, genome: Genome, position: int, layer: Sequence[int]) -> Genome:
-        """Insert `layer` (5 genes, type >= 1) before layer `position` (0..num_layers)."""
+        """Insert `layer` (5 genes, type >= 1) before layer `position` (0..len(layers))."""
         layers = self.layers(self.check(genome))
         if len(layers) >= self.max_layers:
             raise SpaceError(f"cannot add a layer: the chain already has max_layers={self.max_layers}")
@@ -451,7 +453,7 @@ def _removed(layers: list[Layer], position: int) -> list[Layer]:
 
 
 def _check_position(action: str, position: int, count: int) -> None:
-    if not (_is_int(position) and 0 <= position < count):
+    if not (is_int(position) and 0 <= position < count):
         raise SpaceError(f"cannot {action} layer position {position!r}; it must be in [0, {count})")
 
 
@@ -462,23 +464,3 @@ def _index(token: str, option: str, value: Any, choices: tuple) -> int:
         )
     return choices.index(value)
 
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _at_least(option: str, value: Any, low: int) -> int:
-    if not _is_int(value) or value < low:
-        raise SpaceError(f"chain option {option}={value!r}: must be an integer >= {low}")
-    return int(value)
-
-
-def _choices(option: str, values: Any, allowed: Callable[[Any], bool], rule: str) -> tuple:
-    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
-        raise SpaceError(f"chain option {option}={values!r}: must be a non-empty list ({rule})")
-    bad = [v for v in values if not allowed(v)]
-    if bad:
-        raise SpaceError(f"chain option {option}: {bad[0]!r} is not allowed ({rule})")
-    if len(set(values)) != len(values):
-        raise SpaceError(f"chain option {option}={list(values)!r}: each value may appear only once")
-    return tuple(values)

@@ -15,6 +15,7 @@ import functools
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Sequence
 
+from nas.options import integer, values
 from nas.spaces.base import Genome, SearchSpace, SpaceError, Stage, conv_out, head_cost, torch_modules
 
 if TYPE_CHECKING:  # torch stays out of the import path of the fast steps
@@ -33,9 +34,10 @@ class NB201Space(SearchSpace):
     name = "nb201"
 
     def __init__(self, channels: int = 16, cells_per_stage: int = 5, ops: Sequence[str] | None = None):
-        self.channels = _at_least("channels", channels, 1)
-        self.cells_per_stage = _at_least("cells_per_stage", cells_per_stage, 1)
-        self.ops = _check_ops(ALL_OPS if ops is None else ops)
+        self.channels = integer("nb201", "channels", channels, 1, SpaceError)
+        self.cells_per_stage = integer("nb201", "cells_per_stage", cells_per_stage, 1, SpaceError)
+        self.ops = values("nb201", "ops", ALL_OPS if ops is None else ops, lambda op: op in ALL_OPS,
+                          "choose from: " + ", ".join(ALL_OPS), SpaceError)
         # At most 5**6 strings: remembering them makes the searches' hot loop
         # (is this architecture new?) a dictionary look-up.
         self._strings: dict[Genome, str] = {}
@@ -140,24 +142,6 @@ class NB201Space(SearchSpace):
         params += 2 * channels  # the final BN
         head = head_cost(channels, num_classes)
         return {"params": params + head["params"], "flops": flops + head["flops"]}
-
-
-def _at_least(option: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise SpaceError(f"nb201 option {option}={value!r}: must be an integer >= {low}")
-    return value
-
-
-def _check_ops(ops: Any) -> tuple[str, ...]:
-    allowed = ", ".join(ALL_OPS)
-    if isinstance(ops, str) or not isinstance(ops, Sequence) or not ops:
-        raise SpaceError(f"nb201 option ops={ops!r}: must be a non-empty list drawn from: {allowed}")
-    unknown = [op for op in ops if op not in ALL_OPS]
-    if unknown:
-        raise SpaceError(f"nb201 option ops: unknown op {unknown[0]!r}; allowed: {allowed}")
-    if len(set(ops)) != len(ops):
-        raise SpaceError(f"nb201 option ops={list(ops)!r}: each op may appear only once")
-    return tuple(ops)
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,10 +12,11 @@ import math
 from abc import ABC, abstractmethod
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from nas import layout
 from nas.io import CorruptArtefact, read_json, write_json
 from nas.registry import constructor_options
 from nas.spaces.base import Genome, SearchSpace
@@ -152,12 +153,12 @@ class Strategy(ABC):
     # (files in `directory`, loaded with safe loaders only).
 
     def save_state(self, state: dict[str, Any], directory: Path) -> None:
-        write_json(directory / "state.json", state)
+        write_json(layout.state_json(directory), state)
 
     def load_state(self, directory: Path) -> dict[str, Any]:
-        state = read_json(directory / "state.json")
+        state = read_json(layout.state_json(directory))
         if not isinstance(state, dict):
-            raise CorruptArtefact(directory / "state.json", "expected a JSON object")
+            raise CorruptArtefact(layout.state_json(directory), "expected a JSON object")
         return state
 
     # -- shared by the strategies -------------------------------------------------
@@ -165,24 +166,30 @@ class Strategy(ABC):
     def fill(
         self,
         n: int,
-        history: Sequence[Evaluated],
+        avoid: Iterable[str],
         rng: np.random.Generator,
         make: Callable[[np.random.Generator], tuple],
+        feasible: Callable[[Genome], bool] | None = None,
     ) -> list[Proposal]:
-        """Call `make` until n valid, distinct, unevaluated architectures are found.
+        """Call `make` until n valid, distinct architectures are found that are not
+        in `avoid` (architecture strings: the evaluated ones, see `known`) and,
+        with `feasible`, for which it holds (a canonical genome -> bool: a cheap
+        constraint).
 
         `make` returns (genome, origin, parents), or with a trace as a fourth
         item (Proposal.trace).
         A slot that finds none in MAX_TRIES calls of `make` (a converged
         population keeps producing known children) takes a random new one.
         """
-        seen = {e.arch for e in history}
+        seen = set(avoid)
         proposals: list[Proposal] = []
         for _ in range(n):
-            proposal = self._first_new(seen, rng, make) or self._first_new(seen, rng, self._random)
+            proposal = (self._first_new(seen, rng, make, feasible)
+                        or self._first_new(seen, rng, self._random, feasible))
             if proposal is None:
+                wanted = "feasible architecture" if feasible else "architecture"
                 raise StrategyError(
-                    f"space {self.space.name!r}: found no architecture that is not yet evaluated "
+                    f"space {self.space.name!r}: found no {wanted} that is not yet evaluated "
                     f"after {MAX_TRIES} tries; the space is (nearly) exhausted ({len(seen)} seen)"
                 )
             seen.add(proposal.arch)
@@ -201,15 +208,16 @@ class Strategy(ABC):
             if arch not in seen:
                 seen.add(arch)
                 proposals.append(Proposal(genome, arch, "meta"))
-        taken = list(history) + [Evaluated("", p.arch, p.genome, 0.0) for p in proposals]
-        return proposals + self.fill(n - len(proposals), taken, rng, self._random)
+        return proposals + self.fill(n - len(proposals), seen, rng, self._random)
 
-    def _first_new(self, seen: set[str], rng: np.random.Generator, make) -> Proposal | None:
+    def _first_new(self, seen: set[str], rng: np.random.Generator, make, feasible) -> Proposal | None:
         for _ in range(MAX_TRIES):
             genome, origin, parents, *trace = make(rng)
             if not self.space.is_valid(genome):
                 continue
             genome = self.space.canonical(genome)
+            if feasible is not None and not feasible(genome):
+                continue
             arch = self.space.to_string(genome)
             if arch not in seen:
                 return Proposal(genome, arch, origin, parents, trace[0] if trace else None)
@@ -217,6 +225,11 @@ class Strategy(ABC):
 
     def _random(self, rng: np.random.Generator) -> tuple[Genome, str, tuple[str, ...]]:
         return self.space.sample(rng), "random", ()
+
+
+def known(history: Iterable[Evaluated]) -> set[str]:
+    """The architectures of a history: what `fill` avoids."""
+    return {e.arch for e in history}
 
 
 def fittest(members: Sequence[Evaluated], k: int) -> list[Evaluated]:

@@ -11,8 +11,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nas.options import integer
 from nas.spaces.base import SearchSpace
-from nas.strategies.base import Evaluated, Proposal, Strategy, population_from_state, state_with_population
+from nas.strategies.base import (
+    Evaluated,
+    Proposal,
+    Strategy,
+    StrategyError,
+    known,
+    population_from_state,
+    state_with_population,
+)
 from nas.strategies.mutation import make_mutation, mutation_rate as resolved_rate
 from nas.strategies.operators import tournament
 
@@ -29,8 +38,8 @@ class RegularizedEvolution(Strategy):
         mutation_rate: float | None = None,
     ) -> None:
         super().__init__(space, population)
-        self.sample_size = sample_size
-        self.mutation, self.mutation_rate = mutation, resolved_rate(space, mutation, mutation_rate)
+        self.sample_size = integer("rea", "sample_size", sample_size, 1, StrategyError)
+        self.mutation, self.mutation_rate = mutation, resolved_rate("rea", space, mutation, mutation_rate)
         self.mutate = make_mutation(space, mutation, self.mutation_rate)
 
     def options(self) -> dict[str, Any]:
@@ -48,7 +57,7 @@ class RegularizedEvolution(Strategy):
             parent = members[tournament(fitness, self.sample_size, rng)]
             return self.mutate(parent.genome, rng), "mutation", (parent.key,)
 
-        return self.fill(n, history, rng, child)
+        return self.fill(n, known(history), rng, child)
 
     def update(self, state: dict[str, Any], results: Sequence[Evaluated]) -> dict[str, Any]:
         queue = population_from_state(state) + list(results)

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nas.options import choice, integer, number
 from nas.spaces.base import SearchSpace
 from nas.strategies.base import (
     Evaluated,
@@ -21,6 +22,7 @@ from nas.strategies.base import (
     Strategy,
     StrategyError,
     fittest,
+    known,
     population_from_state,
     state_with_population,
 )
@@ -48,15 +50,16 @@ class GeneticAlgorithm(Strategy):
         elitism: int = 1,
     ) -> None:
         super().__init__(space, population)
-        if selection not in SELECTIONS:
-            raise StrategyError(f"unknown selection {selection!r}; choose one of: {', '.join(SELECTIONS)}")
-        if crossover not in CROSSOVERS:
-            raise StrategyError(f"unknown crossover {crossover!r}; choose one of: {', '.join(CROSSOVERS)}")
-        if not 0 <= elitism < population:
-            raise StrategyError(f"elitism must be in [0, population), got {elitism} with population {population}")
+        choice("ga", "selection", selection, SELECTIONS, StrategyError)
+        choice("ga", "crossover", crossover, CROSSOVERS, StrategyError)
+        integer("ga", "tournament_size", tournament_size, 1, StrategyError)
+        integer("ga", "crossover_points", crossover_points, 1, StrategyError)
+        number("ga", "crossover_rate", crossover_rate, lambda v: 0 <= v <= 1, "in [0, 1]", StrategyError)
+        if integer("ga", "elitism", elitism, 0, StrategyError) >= population:
+            raise StrategyError(f"ga option elitism={elitism!r}: must be below the population ({population})")
         self.selection = selection
         self.tournament_size = tournament_size
-        self.mutation, self.mutation_rate = mutation, resolved_rate(space, mutation, mutation_rate)
+        self.mutation, self.mutation_rate = mutation, resolved_rate("ga", space, mutation, mutation_rate)
         self.mutate = make_mutation(space, mutation, self.mutation_rate)
         self.elitism = elitism
         self._options = {
@@ -98,7 +101,7 @@ class GeneticAlgorithm(Strategy):
                 origin = "mutation" if origin == "copy" else "crossover+mutation"
             return mutated, origin, keys
 
-        return self.fill(n, history, rng, breed)
+        return self.fill(n, known(history), rng, breed)
 
     def update(self, state: dict[str, Any], results: Sequence[Evaluated]) -> dict[str, Any]:
         old = population_from_state(state)

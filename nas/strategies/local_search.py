@@ -22,8 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nas.options import choice, integer
 from nas.spaces.base import SearchSpace
-from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError, fittest
+from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError, fittest, known
 from nas.strategies.predictor import LinearPredictor
 
 RESTARTS = ("random", "kick")
@@ -40,16 +41,10 @@ class LocalSearch(Strategy):
         pool: int = 100,
     ) -> None:
         super().__init__(space, population)
-        if restart not in RESTARTS:
-            raise StrategyError(f"unknown restart {restart!r}; choose one of: {', '.join(RESTARTS)}")
-        if guide not in GUIDES:
-            raise StrategyError(f"unknown guide {guide!r}; choose one of: {', '.join(GUIDES)}")
-        if kick < 1 or pool < 1:
-            raise StrategyError(f"kick and pool must be at least 1, got {kick} and {pool}")
-        self.restart = restart
-        self.kick = kick
-        self.guide = guide
-        self.pool = pool
+        self.restart = choice("ls", "restart", restart, RESTARTS, StrategyError)
+        self.kick = integer("ls", "kick", kick, 1, StrategyError)
+        self.guide = choice("ls", "guide", guide, GUIDES, StrategyError)
+        self.pool = integer("ls", "pool", pool, 1, StrategyError)
 
     def options(self) -> dict[str, Any]:
         return {"restart": self.restart, "kick": self.kick, "guide": self.guide, "pool": self.pool}
@@ -60,16 +55,15 @@ class LocalSearch(Strategy):
         current = state.get("current")
         if current is None:
             return [self._restart(p) for p in self.initial(n, history, rng)]
-        known = {e.arch: e for e in history}
-        here = self._climb(Evaluated.from_json(current), known)
-        fresh = [g for g in self.space.neighbours(here.genome) if self.space.to_string(g) not in known]
+        by_arch = {e.arch: e for e in history}
+        here = self._climb(Evaluated.from_json(current), by_arch)
+        fresh = [g for g in self.space.neighbours(here.genome) if self.space.to_string(g) not in by_arch]
         if not fresh:  # a local optimum: every neighbour is known and none is better
-            return [self._restart(p) for p in self.fill(n, history, rng, self._restart_from(history))]
+            return [self._restart(p) for p in self.fill(n, known(history), rng, self._restart_from(history))]
         order = self._order(fresh, history, rng)[:n]
         proposals = [Proposal(fresh[i], self.space.to_string(fresh[i]), "neighbour", (here.key,)) for i in order]
         if len(proposals) < n:  # fewer untried neighbours than places: fill with random ones
-            taken = list(history) + [Evaluated("", p.arch, p.genome, 0.0) for p in proposals]
-            proposals += self.fill(n - len(proposals), taken, rng, self._random)
+            proposals += self.fill(n - len(proposals), known(history) | {p.arch for p in proposals}, rng, self._random)
         return proposals
 
     def _order(self, genomes: list, history: Sequence[Evaluated], rng: np.random.Generator) -> np.ndarray:
@@ -83,11 +77,11 @@ class LocalSearch(Strategy):
     def _predictor(self, history: Sequence[Evaluated]) -> LinearPredictor:
         return LinearPredictor(self.space.cardinalities()).fit([e.genome for e in history], [e.fitness for e in history])
 
-    def _climb(self, here: Evaluated, known: dict[str, Evaluated]) -> Evaluated:
+    def _climb(self, here: Evaluated, by_arch: dict[str, Evaluated]) -> Evaluated:
         """Follow the best known better neighbour until there is none."""
         while True:
-            better = [known[a] for a in map(self.space.to_string, self.space.neighbours(here.genome))
-                      if a in known and known[a].fitness > here.fitness]
+            better = [by_arch[a] for a in map(self.space.to_string, self.space.neighbours(here.genome))
+                      if a in by_arch and by_arch[a].fitness > here.fitness]
             if not better:
                 return here
             here = fittest(better, 1)[0]
@@ -99,13 +93,13 @@ class LocalSearch(Strategy):
             return self._random
         if self.restart == "random":
             predictor = self._predictor(history)
-            known = {e.arch for e in history}
+            evaluated = known(history)
 
             def screened(rng: np.random.Generator):
                 # The predicted best new one of `pool` random architectures: screening costs no query.
                 pool = [self.space.sample(rng) for _ in range(self.pool)]
                 for i in np.argsort(-predictor.predict(pool), kind="stable"):
-                    if self.space.to_string(pool[i]) not in known:
+                    if self.space.to_string(pool[i]) not in evaluated:
                         return pool[i], "random", ()
                 return pool[0], "random", ()
 

@@ -6,6 +6,7 @@ from typing import Callable
 
 import numpy as np
 
+from nas.options import choice, number
 from nas.spaces.base import Genome, SearchSpace
 from nas.strategies.base import StrategyError
 from nas.strategies.operators import resample_genes, swap_genes
@@ -14,13 +15,12 @@ Mutation = Callable[[Genome, np.random.Generator], Genome]
 MUTATIONS = ("bitflip", "swap", "space")
 
 
-def mutation_rate(space: SearchSpace, kind: str, rate: float | None) -> float:
+def mutation_rate(owner: str, space: SearchSpace, kind: str, rate: float | None) -> float:
     """The rate a mutation uses: `rate`, or its kind's default (bitflip: 1/genes
-    per gene; swap and space: 1 per child)."""
-    if kind not in MUTATIONS:
-        raise StrategyError(f"unknown mutation {kind!r}; choose one of: {', '.join(MUTATIONS)}")
+    per gene; swap and space: 1 per child). `owner` is the strategy, for messages."""
+    choice(owner, "mutation", kind, MUTATIONS, StrategyError)
     if rate is not None:
-        return rate
+        return number(owner, "mutation_rate", rate, lambda v: 0 <= v <= 1, "in [0, 1]", StrategyError)
     return 1.0 / len(space.cardinalities()) if kind == "bitflip" else 1.0
 
 
@@ -30,7 +30,7 @@ def make_mutation(space: SearchSpace, kind: str, rate: float | None) -> Mutation
     space: the space's own smallest edit (for chains: add, remove or change a
     layer), with probability `rate` (default 1)."""
     cards = space.cardinalities()
-    rate = mutation_rate(space, kind, rate)
+    rate = mutation_rate("mutation", space, kind, rate)
     if kind == "bitflip":
         return lambda g, rng: resample_genes(g, cards, rate, rng)
     if kind == "swap":

@@ -75,12 +75,6 @@ def multi_point_crossover(
     return tuple(child_a), tuple(child_b)
 
 
-def single_point_crossover(
-    a: Genome, b: Genome, rng: np.random.Generator, cut_points: Sequence[int] | None = None
-) -> tuple[Genome, Genome]:
-    return multi_point_crossover(a, b, 1, rng, cut_points)
-
-
 # -- mutation -------------------------------------------------------------------
 
 

@@ -14,35 +14,27 @@ from typing import Sequence
 
 import numpy as np
 
+from nas.ridge import RidgeSystem, one_hot
 from nas.spaces.base import Genome
 
 
 class LinearPredictor:
     def __init__(self, cardinalities: Sequence[int], ridge: float = 1.0) -> None:
-        self.offsets = np.concatenate([[0], np.cumsum(cardinalities)[:-1]]).astype(int)
-        self.width = int(sum(cardinalities))
+        self.cardinalities = tuple(cardinalities)
         self.ridge = ridge
         self.weights: np.ndarray | None = None
         self.mean = 0.0
-
-    def encode(self, genomes: Sequence[Genome] | np.ndarray) -> np.ndarray:
-        g = np.asarray(genomes, dtype=int).reshape(len(genomes), len(self.offsets))
-        x = np.zeros((len(g), self.width))
-        x[np.arange(len(g))[:, None], self.offsets + g] = 1.0
-        return x
 
     def fit(self, genomes: Sequence[Genome], fitness: Sequence[float]) -> "LinearPredictor":
         """Fit on the finite fitness values; with none, predictions are all equal."""
         pairs = [(g, f) for g, f in zip(genomes, fitness) if math.isfinite(f)]
         if not pairs:
-            self.weights = np.zeros(self.width)
+            self.weights = np.zeros(int(sum(self.cardinalities)))
             return self
-        x = self.encode([g for g, _ in pairs])
-        y = np.array([f for _, f in pairs])
-        self.mean = float(y.mean())
-        self.weights = np.linalg.solve(x.T @ x + self.ridge * np.eye(self.width), x.T @ (y - self.mean))
+        x = one_hot([g for g, _ in pairs], self.cardinalities)
+        self.weights, self.mean = RidgeSystem(x, np.array([f for _, f in pairs])).solve(self.ridge)
         return self
 
     def predict(self, genomes: Sequence[Genome]) -> np.ndarray:
         assert self.weights is not None, "fit() first"
-        return self.encode(genomes) @ self.weights + self.mean
+        return one_hot(genomes, self.cardinalities) @ self.weights + self.mean

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas.strategies.base import Evaluated, Proposal, Strategy
+from nas.strategies.base import Evaluated, Proposal, Strategy, known
 
 
 class RandomSearch(Strategy):
@@ -17,4 +17,4 @@ class RandomSearch(Strategy):
     ) -> list[Proposal]:
         if not history:
             return self.initial(n, history, rng)
-        return self.fill(n, history, rng, self._random)
+        return self.fill(n, known(history), rng, self._random)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from nas.objectives import Metric
-from nas.registry import unknown_option
+from nas.options import unknown_option
 
 if TYPE_CHECKING:  # torch stays out of the import path of the light steps
     import torch
