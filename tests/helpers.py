@@ -16,6 +16,7 @@ import yaml
 
 from nas.evaluators import Evaluation, evaluator_for
 from nas.evaluators import training
+from nas.tasks import Splits, TaskInfo, task_for
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -108,3 +109,16 @@ def load_script(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# A task of a config section, the three ways the tests ask about it.
+def check(cfg: dict[str, Any]) -> None:
+    task_for(cfg).check()
+
+
+def describe(cfg: dict[str, Any]) -> TaskInfo:
+    return task_for(cfg).describe()
+
+
+def load(cfg: dict[str, Any], seed: int) -> Splits:
+    return task_for(cfg).splits(seed)

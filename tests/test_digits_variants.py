@@ -13,21 +13,9 @@ import yaml
 from nas.config import ConfigError, resolve_runs
 from nas.tasks import TaskError, task_for
 from nas.tasks.digits import resample_matrix, variant
-from tests.helpers import REPO, load_script, nas_cli
+from tests.helpers import REPO, check, describe, load, load_script, nas_cli
 
 BASE = {"name": "digits", "train_size": 200, "val_size": 150}
-
-
-def check(cfg):
-    task_for(cfg).check()
-
-
-def describe(cfg):
-    return task_for(cfg).describe()
-
-
-def load(cfg, seed):
-    return task_for(cfg).splits(seed)
 
 
 def task_id(run):

@@ -12,20 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from nas.tasks import TASKS, TaskError, task_for
-from tests.helpers import REPO
-
-
-def check(cfg):
-    task_for(cfg).check()
-
-
-def describe(cfg):
-    return task_for(cfg).describe()
-
-
-def load(cfg, seed):
-    return task_for(cfg).splits(seed)
+from nas.tasks import TASKS, TaskError
+from tests.helpers import REPO, check, describe, load
 
 
 def test_describe_and_check_do_not_import_torch():
