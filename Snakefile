@@ -60,7 +60,8 @@ rule all:
         [
             path(layout.run_dir(run))
             for run in RUNS
-            for path in (layout.history, layout.summary, layout.best, layout.progress_plot, layout.overview)
+            for path in (layout.history, layout.summary, layout.best, layout.progress_plot, layout.pareto_table,
+                         layout.pareto_plot, layout.overview)
         ],
         # Each run's task features: what makes its results knowledge for a
         # meta-model later (rules/meta.smk); the model itself where asked for.

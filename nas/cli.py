@@ -103,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = sub.add_parser("best", help="the best candidate's spec (best.yaml, or the best so far without a report)")
     p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--pick", default=None, metavar="RULE",
+                   help="pick from the feasible front: max:METRIC, min:METRIC or knee (several objectives)")
 
     p = sub.add_parser("compare", help="runs side by side, and a plot of best-so-far accuracy")
     p.add_argument("run_dirs", nargs="+", metavar="RUN")

@@ -20,7 +20,7 @@ from nas import layout
 from nas.evaluators import EvaluatorError, evaluator_class, evaluator_for
 from nas.evaluators.recipe import TRAINING_DEFAULTS
 from nas.io import CorruptArtefact, read_yaml
-from nas.objectives import ObjectiveError, metric, resolve
+from nas.objectives import ObjectiveError, constraints_of, metric, resolve, violation
 from nas.options import unknown_option
 from nas.spaces import SPACES, SpaceError, make_space
 from nas.strategies import StrategyError, make_strategy, strategy_class
@@ -31,7 +31,7 @@ SCHEMA_PATH = REPO / "config" / "schema.yaml"
 
 # Keys that never change what a search finds: they are left out of run.yaml,
 # so raising `generations` extends a finished run instead of redoing it.
-NOT_FROZEN = ("generations", "resources")
+NOT_FROZEN = ("generations", "resources", "reference_point")
 
 # A run name is its folder, results/<name>: only characters that cannot form a
 # path separator, a parent reference or a hidden folder. Keep in step with the
@@ -267,7 +267,12 @@ def _resolved(run: dict[str, Any], where: Callable[[list], list]) -> dict[str, A
     if run["resources"]["gpu_model"] and run["resources"]["gpus"] < 1:
         fail(["resources", "gpu_model"], f"{run['resources']['gpu_model']!r} asks for a GPU type, "
              "but resources.gpus is 0; set gpus to 1 or more")
-    objectives = _objectives(run.get("objectives"), evaluator, fail)
+    objectives = _objectives(run.get("objectives"), evaluator, strategy, fail)
+    constraints = _constraints(run.get("constraints"), evaluator, space, fail)
+    for name in run.get("reference_point") or {}:
+        if name not in [o["metric"] for o in objectives]:
+            fail(["reference_point", name], f"{name!r} is not an objective of the run "
+                 f"({', '.join(o['metric'] for o in objectives)})")
     out = {}
     for key, value in run.items():
         if key == "space":
@@ -278,7 +283,7 @@ def _resolved(run: dict[str, Any], where: Callable[[list], list]) -> dict[str, A
             value = evaluator.resolved()
         elif key == "task":
             value = evaluator.resolved_task()
-        elif key == "objectives":
+        elif key in ("objectives", "constraints"):
             continue
         out[key] = value
         if key == "task":
@@ -286,25 +291,61 @@ def _resolved(run: dict[str, Any], where: Callable[[list], list]) -> dict[str, A
             out["task_id"] = evaluator.task_id()
         if key == "evaluator":
             out["objectives"] = objectives
+            if constraints:
+                out["constraints"] = constraints
     return out
 
 
-def _objectives(entries: list[dict[str, Any]] | None, evaluator, fail) -> list[dict[str, str]]:
+def _metric_problem(name: str, evaluator) -> str | None:
+    """Why a run cannot select on (or bound) `name`, or None."""
+    try:
+        known = metric(name)
+    except ObjectiveError as e:
+        return str(e)
+    if name not in evaluator.produces:
+        hint = " (set evaluator.latency: {} to measure latencies)" if name.startswith("latency") else ""
+        return f"evaluator {evaluator.name!r} does not produce {name!r}; it produces: {', '.join(evaluator.produces)}{hint}"
+    if not known.selectable:
+        return f"{name!r} is reported, never selected on ({known.description})"
+    return None
+
+
+def _objectives(entries: list[dict[str, Any]] | None, evaluator, strategy, fail) -> list[dict[str, str]]:
     """The run's objectives, each direction filled; default: the evaluator's primary metric."""
     if not entries:
         entries = [{"metric": evaluator.primary}]
-    if len(entries) > 1:
-        fail(["objectives"], f"{len(entries)} objectives given; a run optimises one objective for now "
-             "(multi-objective search is not built yet)")
+    seen = set()
     for i, entry in enumerate(entries):
-        name = entry["metric"]
-        if name not in evaluator.produces:
-            fail(["objectives", i, "metric"], f"evaluator {evaluator.name!r} does not produce {name!r}; "
-                 f"it produces: {', '.join(evaluator.produces)}")
-        try:
-            known = metric(name)
-        except ObjectiveError as e:
-            fail(["objectives", i, "metric"], str(e))
-        if not known.selectable:
-            fail(["objectives", i, "metric"], f"{name!r} is reported, never selected on ({known.description})")
-    return resolve(entries)
+        problem = _metric_problem(entry["metric"], evaluator)
+        if problem:
+            fail(["objectives", i, "metric"], problem)
+        if entry["metric"] in seen:
+            fail(["objectives", i, "metric"], f"{entry['metric']!r} is named twice")
+        seen.add(entry["metric"])
+    resolved = resolve(entries)
+    try:
+        strategy.check_objectives(resolved)
+    except StrategyError as e:
+        fail(["objectives"] if len(entries) > 1 else ["strategy"], str(e))
+    return resolved
+
+
+def _constraints(bounds: dict[str, dict[str, float]] | None, evaluator, space, fail) -> dict[str, dict[str, float]]:
+    """The run's constraints, checked: known, produced, selectable metrics with min <= max.
+    A cheap one that no architecture of an enumerable space meets is refused."""
+    out = {}
+    for name, bound in (bounds or {}).items():
+        problem = _metric_problem(name, evaluator)
+        if problem:
+            fail(["constraints", name], problem)
+        if "min" in bound and "max" in bound and bound["min"] > bound["max"]:
+            fail(["constraints", name], f"min {bound['min']} is above max {bound['max']}")
+        out[name] = {k: bound[k] for k in ("min", "max") if k in bound}
+    cheap = {m: b for m, b in out.items() if m in evaluator.cheap_metrics}
+    genomes = space.all_genomes() if cheap else None
+    if genomes is not None:
+        constraints = constraints_of({"constraints": cheap})
+        if not any(violation(evaluator.cheap_values(space, g), constraints) == 0 for g in genomes):
+            fail(["constraints"], f"no architecture of space {space.name!r} meets "
+                 + ", ".join(f"{m} {', '.join(f'{k} {v:g}' for k, v in b.items())}" for m, b in cheap.items()))
+    return out

@@ -27,7 +27,22 @@ from typing import Any, Iterable, Sequence
 from nas import layout
 from nas.config import load_config, resolve_runs
 from nas.io import ArtefactError, CorruptArtefact, dump_yaml, read_json, read_tsv, read_yaml, write_figure
-from nas.objectives import Objective, best_row, best_so_far, label, objectives_of, primary, reported_on_test
+from nas.objectives import (
+    Constraint,
+    Objective,
+    best_row,
+    best_so_far,
+    constraints_of,
+    front_hypervolume,
+    ideal_and_nadir,
+    label,
+    objectives_of,
+    pareto_rows,
+    pick,
+    primary,
+    reported_on_test,
+    values,
+)
 from nas.search import LEADING_COLUMNS, TRAILING_COLUMNS
 
 GEN_DIR = re.compile(r"gen_(\d{3,})")
@@ -83,6 +98,19 @@ class RunScan:
     @property
     def best(self) -> dict[str, Any] | None:
         return best_row(self.rows, self.objectives) if self.objectives else None
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        return constraints_of(self.settings) if isinstance(self.settings, dict) else []
+
+    @property
+    def several(self) -> bool:
+        return bool(self.objectives) and len(self.objectives) > 1
+
+    @property
+    def front(self) -> list[dict[str, Any]]:
+        """The feasible non-dominated candidates so far (under several objectives)."""
+        return pareto_rows(self.rows, self.objectives, self.constraints) if self.several else []
 
     def evaluations_to_best(self) -> int | None:
         best = self.best
@@ -262,12 +290,37 @@ def _score(scan: RunScan, best: dict[str, Any] | None, shared: bool) -> tuple[st
     return (value, test_value) if shared else (f"{scan.metric} {value}", test_value)
 
 
+def front_columns(scans: Sequence[RunScan]) -> dict[str, str]:
+    """Run name -> "front size / hypervolume" cells, for runs with several objectives.
+    Runs with the same objectives share their normalisation (the ideal and nadir of
+    their fronts together), so their hypervolumes compare."""
+    cells: dict[str, str] = {}
+    groups: dict[tuple, list[RunScan]] = {}
+    for s in scans:
+        if s.several:
+            groups.setdefault(tuple(o["metric"] + o["direction"] for o in s.objectives), []).append(s)
+    for members in groups.values():
+        points = [values(r, members[0].objectives) for s in members for r in s.front]
+        if not points:
+            cells.update({s.name: "0" for s in members})
+            continue
+        ideal, nadir = ideal_and_nadir(points)
+        for s in members:
+            hv = front_hypervolume(s.rows, s.objectives, s.constraints, ideal, nadir)
+            cells[s.name] = f"{len(s.front)} / {hv:.3f}"
+    return cells
+
+
 def status_text(scans: Sequence[RunScan]) -> str:
     best_header, test_header = _score_columns(scans)
     shared = best_header != "best"
+    fronts = front_columns(scans)
     header = ["run", "strategy", "space", "generations", "ok", "failed", "running/pending",
               best_header, test_header, "best arch"]
     right = [False, False, False, True, True, False, True, True, True, False]
+    if fronts:
+        header.insert(-1, "front / hypervolume")
+        right.insert(-1, True)
     rows = []
     for s in scans:
         failed = sum(s.failed.values())
@@ -282,6 +335,7 @@ def status_text(scans: Sequence[RunScan]) -> str:
             f"{failed} ({detail})" if failed else "0",
             str(s.pending),
             *_score(s, best, shared),
+            *([fronts.get(s.name, "-")] if fronts else []),
             "-" if best is None else str(best.get("arch")),
         ])
     lines = [text_table(header, rows, right)]
@@ -293,9 +347,18 @@ def status_text(scans: Sequence[RunScan]) -> str:
 # -- best ---------------------------------------------------------------------------
 
 
-def best_text(scan: RunScan) -> str:
-    """best.yaml as written by the report; without a report, the best evaluated so far."""
+def best_text(scan: RunScan, rule: str | None = None) -> str:
+    """best.yaml as written by the report; without a report, the best evaluated so far.
+    With a pick `rule` (nas.objectives.pick: max:METRIC, min:METRIC, knee), the
+    member of the feasible front it picks, from the generation files."""
     best_path = Path(layout.best(scan.rdir))
+    if rule is not None:
+        if not scan.objectives:
+            return f"# {layout.run_config(scan.rdir)} unreadable: no objectives to pick by\n"
+        front = pareto_rows(scan.rows, scan.objectives, scan.constraints)
+        chosen = pick(scan.rows, scan.objectives, scan.constraints, rule)
+        head = f"# picked by {rule} from the feasible front of {len(front)} of {len(scan.rows)} candidates\n"
+        return _candidate_text(scan, chosen, head)
     if best_path.exists():
         try:
             data = read_yaml(best_path)
@@ -303,9 +366,13 @@ def best_text(scan: RunScan) -> str:
                 return best_path.read_text(encoding="utf-8")
         except ArtefactError as e:
             scan.problems.append(str(e))
-    best = scan.best
     reason = f"{best_path} is not readable" if best_path.exists() else f"no report yet ({best_path} missing)"
     head = f"# {reason}: best of {len(scan.rows)} candidates evaluated so far, from the generation files\n"
+    return _candidate_text(scan, scan.best, head)
+
+
+def _candidate_text(scan: RunScan, best: dict[str, Any] | None, head: str) -> str:
+    """A candidate's spec with its metrics, as YAML under `head`."""
     if best is None:
         return head + dump_yaml({"run": scan.name, "note": "no candidate finished with status ok"})
     g, cand = best["generation"], best["candidate"]
@@ -330,9 +397,13 @@ def best_text(scan: RunScan) -> str:
 def compare_text(scans: Sequence[RunScan]) -> str:
     best_header, test_header = _score_columns(scans)
     shared = best_header != "best"
+    fronts = front_columns(scans)
     header = ["run", "strategy", "space", "evaluator", "seed", "generations", "evaluations", "failed",
               best_header, test_header, "params", "evaluations to best", "task"]
     right = [False, False, False, False, True, True, True, True, True, True, True, True, False]
+    if fronts:
+        header.insert(-1, "front / hypervolume")
+        right.insert(-1, True)
     rows = []
     for s in scans:
         best = s.best
@@ -348,6 +419,7 @@ def compare_text(scans: Sequence[RunScan]) -> str:
             *_score(s, best, shared),
             "-" if best is None else _count(best.get("params")),
             str(s.evaluations_to_best() or "-"),
+            *([fronts.get(s.name, "-")] if fronts else []),
             str((s.settings or {}).get("task_id", "?")),
         ])
     lines = [text_table(header, rows, right)]
@@ -428,6 +500,11 @@ def overview_html(scan: RunScan) -> str:
             [[best["generation"], best["candidate"], *(_num(best.get(c)) for c in scores),
               _count(best.get("params")), _count(best.get("flops")), scan.evaluations_to_best()]],
         ))
+    if scan.several:
+        metrics = [o["metric"] for o in scan.objectives]
+        parts.append(f"<h2>Feasible front ({len(scan.front)} candidates)</h2>")
+        parts.append(_html_table(["generation", "candidate", "arch", *metrics], [
+            [r["generation"], r["candidate"], r["arch"], *(_num(r.get(m)) for m in metrics)] for r in scan.front]))
     columns = ("candidate", "arch", "status", *scores, "params", "flops", "train_seconds", "origin", "parents")
     for g in scan.generations:
         rows = [r for r in scan.rows if r["generation"] == g]
@@ -450,7 +527,7 @@ def main(args: Any) -> int:
     """`status`, `best` and `compare` of nas.cli; 1 when a file was broken, after showing the rest."""
     if args.command == "best":
         scan = scan_run(resolve_run_dir(args.run_dir))
-        print(best_text(scan), end="")
+        print(best_text(scan, args.pick), end="")
         for p in scan.problems:
             print(f"problem: {p}", file=sys.stderr)
         return 1 if scan.problems else 0

@@ -9,7 +9,8 @@ the workflow and the code can never disagree on a path.
     results/{run}/gen_{g}/evals/{c}/            metrics.json, epochs.csv (checkpoint.pt while training)
     results/{run}/gen_{g}/table.tsv             one row per candidate of g
     results/{run}/gen_{g}/state/state.json      strategy state after g (policy.pt: reinforce's weights)
-    results/{run}/history.tsv, summary.json, best.yaml, progress.png, overview.html, task.json
+    results/{run}/history.tsv, summary.json, best.yaml, progress.png, pareto.tsv, pareto.png,
+                  overview.html, task.json
     results/meta/                               model.json, knowledge.tsv, tasks.json, build.log
     BENCH_OUT/                                  curves.tsv, summary.tsv, curves.png (meta/: its meta-model)
 """
@@ -117,6 +118,15 @@ def summary(rdir: str | Path) -> str:
 
 def best(rdir: str | Path) -> str:
     return f"{rdir}/best.yaml"
+
+
+def pareto_table(rdir: str | Path) -> str:
+    """The run's feasible non-dominated candidates (the best one under one objective)."""
+    return f"{rdir}/pareto.tsv"
+
+
+def pareto_plot(rdir: str | Path) -> str:
+    return f"{rdir}/pareto.png"
 
 
 def progress_plot(rdir: str | Path) -> str:

@@ -119,10 +119,15 @@ def _number(value: Any) -> float:
     return number
 
 
+# Statuses whose metrics are measured: an infeasible candidate has values (it
+# breaks a constraint), a failed one (diverged, oom, missing) has none.
+MEASURED = ("ok", "infeasible")
+
+
 def values(row: Mapping[str, Any], objectives: Sequence[Objective]) -> tuple[float, ...]:
     """Signed objective values of a table row (as written or as read back), larger
     is better; -inf everywhere for a failed candidate."""
-    if row.get("status") != "ok":
+    if row.get("status") not in MEASURED:
         return (-math.inf,) * len(objectives)
     out = []
     for objective in objectives:
@@ -134,7 +139,10 @@ def values(row: Mapping[str, Any], objectives: Sequence[Objective]) -> tuple[flo
 
 
 def fitness(row: Mapping[str, Any], objectives: Sequence[Objective]) -> float:
-    """What single-objective selection maximises: the first signed value."""
+    """The first signed value of an ok (feasible, measured) candidate, -inf for any
+    other: what "the best" of a run is judged by."""
+    if row.get("status") != "ok":
+        return -math.inf
     return values(row, objectives[:1])[0]
 
 
@@ -161,3 +169,208 @@ def best_so_far(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objectiv
         best = max(best, fitness(row, objectives))
         out.append(natural(best, objectives[0]) if best > -math.inf else math.nan)
     return out
+
+
+# -- constraints ------------------------------------------------------------------
+
+
+class Constraint(TypedDict, total=False):
+    """One bound of a run's `constraints` (run.yaml: {metric: {max: X} or {min: X}})."""
+
+    metric: str
+    min: float
+    max: float
+
+
+def constraints_of(run: Mapping[str, Any]) -> list[Constraint]:
+    """The run's constraints as a list, in the order of run.yaml's mapping."""
+    out = []
+    for name, bounds in (run.get("constraints") or {}).items():
+        out.append(Constraint(metric=name, **{k: float(v) for k, v in bounds.items()}))
+    return out
+
+
+def violation(row: Mapping[str, Any], constraints: Sequence[Constraint]) -> float:
+    """How far a candidate breaks the constraints: the sum over them of the excess
+    relative to the bound (|bound|, or 1 for a bound of 0); 0 when feasible.
+    A constrained metric without a value counts as infinitely far."""
+    total = 0.0
+    for c in constraints:
+        value = _number(row.get(c["metric"]))
+        if not math.isfinite(value):
+            return math.inf
+        for bound, excess in (("max", value - c.get("max", math.inf)), ("min", c.get("min", -math.inf) - value)):
+            if bound in c and excess > 0:
+                total += excess / (abs(c[bound]) or 1.0)
+    return total
+
+
+def feasible(row: Mapping[str, Any], constraints: Sequence[Constraint]) -> bool:
+    return violation(row, constraints) == 0.0
+
+
+# -- Pareto fronts (Deb et al. 2002, "A fast and elitist multiobjective genetic algorithm: NSGA-II") --
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Signed values (larger is better): a is no worse anywhere and better somewhere."""
+    return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+
+def constrained_dominates(a: Sequence[float], va: float, b: Sequence[float], vb: float) -> bool:
+    """Deb's constrained domination: a feasible candidate beats an infeasible one, of
+    two infeasible ones the smaller violation wins, of two feasible ones Pareto decides."""
+    if va == 0 and vb > 0:
+        return True
+    if va > 0 or vb > 0:
+        return va < vb
+    return dominates(a, b)
+
+
+def nondominated_ranks(values: Sequence[Sequence[float]], violations: Sequence[float] | None = None) -> list[int]:
+    """Front index of each member (0: non-dominated), by fast non-dominated sorting
+    under constrained domination. A member with a non-finite value (failed) is in
+    the last front."""
+    n = len(values)
+    violations = [0.0] * n if violations is None else list(violations)
+    failed = [not all(math.isfinite(v) for v in vals) for vals in values]
+    beats: list[list[int]] = [[] for _ in range(n)]
+    beaten = [0] * n
+    for i in range(n):
+        for j in range(i + 1, n):
+            if failed[i] or failed[j]:
+                continue
+            if constrained_dominates(values[i], violations[i], values[j], violations[j]):
+                beats[i].append(j)
+                beaten[j] += 1
+            elif constrained_dominates(values[j], violations[j], values[i], violations[i]):
+                beats[j].append(i)
+                beaten[i] += 1
+    ranks = [-1] * n
+    front = [i for i in range(n) if beaten[i] == 0 and not failed[i]]
+    rank = 0
+    while front:
+        nxt = []
+        for i in front:
+            ranks[i] = rank
+            for j in beats[i]:
+                beaten[j] -= 1
+                if beaten[j] == 0:
+                    nxt.append(j)
+        front, rank = sorted(nxt), rank + 1
+    return [rank if r < 0 else r for r in ranks]
+
+
+def crowding(values: Sequence[Sequence[float]], members: Sequence[int]) -> dict[int, float]:
+    """Crowding distance of each member of one front: the normalised size of the box
+    its neighbours span, summed over objectives; the extremes get infinity."""
+    out = {i: 0.0 for i in members}
+    if len(members) <= 2:
+        return {i: math.inf for i in members}
+    for k in range(len(values[members[0]])):
+        order = sorted(members, key=lambda i: (values[i][k], i))
+        low, high = values[order[0]][k], values[order[-1]][k]
+        out[order[0]] = out[order[-1]] = math.inf
+        if high == low:
+            continue
+        for a, b, c in zip(order, order[1:], order[2:]):
+            out[b] += (values[c][k] - values[a][k]) / (high - low)
+    return out
+
+
+def rank_and_crowding(values: Sequence[Sequence[float]], violations: Sequence[float] | None = None
+                      ) -> list[tuple[int, float]]:
+    """(front index, crowding distance) of every member: what NSGA-II selects on."""
+    ranks = nondominated_ranks(values, violations)
+    spread: dict[int, float] = {}
+    for r in sorted(set(ranks)):
+        spread.update(crowding(values, [i for i, x in enumerate(ranks) if x == r]))
+    return [(ranks[i], spread[i]) for i in range(len(values))]
+
+
+def pareto_rows(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective],
+                constraints: Sequence[Constraint] = ()) -> list[Any]:
+    """The feasible, ok, non-dominated rows, in their order; of rows with equal values the first."""
+    ok = [r for r in rows if r.get("status") == "ok" and feasible(r, constraints)
+          and all(math.isfinite(v) for v in values(r, objectives))]
+    vals = [values(r, objectives) for r in ok]
+    front, seen = [], set()
+    for i, r in enumerate(ok):
+        if vals[i] in seen or any(dominates(vals[j], vals[i]) for j in range(len(ok))):
+            continue
+        seen.add(vals[i])
+        front.append(r)
+    return front
+
+
+# -- hypervolume ---------------------------------------------------------------------
+
+
+def normalised(points: Sequence[Sequence[float]], ideal: Sequence[float], nadir: Sequence[float]) -> list[tuple]:
+    """Signed points scaled so that the ideal is 1 and the nadir 0 in every objective."""
+    return [tuple((p - n) / (i - n) if i != n else 0.0 for p, i, n in zip(point, ideal, nadir)) for point in points]
+
+
+def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -> float:
+    """The volume that signed points (larger is better) dominate above `reference`,
+    exactly, by slicing along the first objective (fronts are small)."""
+    pts = [tuple(p) for p in points if all(x > r for x, r in zip(p, reference))]
+    if not pts:
+        return 0.0
+    if len(reference) == 1:
+        return max(p[0] for p in pts) - reference[0]
+    pts.sort(key=lambda p: -p[0])
+    volume = 0.0
+    for k, p in enumerate(pts):
+        below = pts[k + 1][0] if k + 1 < len(pts) else reference[0]
+        if p[0] > below:
+            volume += (p[0] - below) * hypervolume([q[1:] for q in pts[: k + 1]], reference[1:])
+    return volume
+
+
+def front_hypervolume(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective],
+                      constraints: Sequence[Constraint], ideal: Sequence[float], nadir: Sequence[float]) -> float:
+    """Hypervolume of the rows' feasible front in the space normalised by (ideal, nadir),
+    the reference point the nadir (signed values)."""
+    front = [values(r, objectives) for r in pareto_rows(rows, objectives, constraints)]
+    return hypervolume(normalised(front, ideal, nadir), [0.0] * len(objectives))
+
+
+def ideal_and_nadir(points: Sequence[Sequence[float]]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Of signed front points: the best and the worst value of each objective."""
+    return tuple(map(max, zip(*points))), tuple(map(min, zip(*points)))
+
+
+# -- picking one model from a front ---------------------------------------------------
+
+
+def pick(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective], constraints: Sequence[Constraint],
+         rule: str) -> Any:
+    """One row of the feasible front by a rule: `max:METRIC` / `min:METRIC` (the best
+    front member by that metric), or `knee` (the member closest to the ideal point
+    once the front is normalised by its own ideal and nadir). None without a front."""
+    front = pareto_rows(rows, objectives, constraints)
+    if not front:
+        return None
+    if rule == "knee":
+        vals = [values(r, objectives) for r in front]
+        ideal, nadir = ideal_and_nadir(vals)
+        scaled = normalised(vals, ideal, nadir)
+        return front[min(range(len(front)), key=lambda i: (sum((1 - x) ** 2 for x in scaled[i]), i))]
+    way, _, name = rule.partition(":")
+    if way not in DIRECTIONS or not name:
+        raise ObjectiveError(f"pick rule {rule!r}: use max:METRIC, min:METRIC or knee")
+    sign = 1.0 if way == "max" else -1.0
+    return max(front, key=lambda r: (sign * _number(r.get(name)), -front.index(r)))
+
+
+def hypervolume_bounds(front: Sequence[Sequence[float]], objectives: Sequence[Objective],
+                       reference_point: Mapping[str, float] | None = None) -> tuple[tuple, tuple]:
+    """(ideal, nadir), signed, that a run's hypervolume is normalised by: the front's
+    own best and worst values, the nadir replaced by `reference_point` (natural
+    units, per metric) where one is given."""
+    ideal, nadir = ideal_and_nadir(front)
+    if reference_point:
+        nadir = tuple(_sign(o) * float(reference_point[o["metric"]]) if o["metric"] in reference_point else n
+                      for o, n in zip(objectives, nadir))
+    return ideal, nadir

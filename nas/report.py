@@ -12,7 +12,19 @@ from nas.config import load_run
 from nas.evaluators import evaluator_for
 from nas.inspect import RunScan, overview_html, table_row
 from nas.io import atomic_write_text, read_json, read_yaml, write_json, write_figure, write_tsv, write_yaml
-from nas.objectives import best_row, best_so_far, label, objectives_of, primary
+from nas.objectives import (
+    best_row,
+    best_so_far,
+    constraints_of,
+    front_hypervolume,
+    hypervolume_bounds,
+    label,
+    natural,
+    objectives_of,
+    pareto_rows,
+    primary,
+    values,
+)
 from nas.search import columns
 from nas.steps import load_history
 
@@ -86,7 +98,78 @@ def summarise(run: dict[str, Any], rows: Sequence[dict[str, Any]], generations: 
         "best_by_generation": per_gen,
         "spread": spread([_number(r[metric]) for r in ok]),
         "train_seconds_total": round(sum(_number(r["train_seconds"]) for r in ok if r["train_seconds"]), 2),
+        **({"pareto": pareto_summary(run, rows, generations)} if len(objectives) > 1 else {}),
     }
+
+
+def pareto_summary(run: dict[str, Any], rows: Sequence[dict[str, Any]], generations: int) -> dict[str, Any]:
+    """The feasible front and its hypervolume, after the run and after each generation:
+    objectives normalised by the final front's ideal and nadir (the nadir replaced by
+    the run's reference_point where given), the reference point the nadir."""
+    objectives, constraints = objectives_of(run), constraints_of(run)
+    front = pareto_rows(rows, objectives, constraints)
+    if not front:
+        return {"size": 0, "hypervolume": 0.0, "by_generation": [{"size": 0, "hypervolume": 0.0}] * generations}
+    ideal, nadir = hypervolume_bounds([values(r, objectives) for r in front], objectives, run.get("reference_point"))
+    by_generation = []
+    for g in range(generations):
+        upto = [r for r in rows if int(r["generation"]) <= g]
+        by_generation.append({"size": len(pareto_rows(upto, objectives, constraints)),
+                              "hypervolume": round(front_hypervolume(upto, objectives, constraints, ideal, nadir), 6)})
+    return {
+        "size": len(front),
+        "hypervolume": round(front_hypervolume(rows, objectives, constraints, ideal, nadir), 6),
+        "ideal": {o["metric"]: natural(v, o) for o, v in zip(objectives, ideal)},
+        "nadir": {o["metric"]: natural(v, o) for o, v in zip(objectives, nadir)},
+        "front": [{"arch": r["arch"], "generation": int(r["generation"]), "candidate": r["candidate"],
+                   **{o["metric"]: _number(r[o["metric"]]) for o in objectives}} for r in front],
+        "by_generation": by_generation,
+    }
+
+
+def plot_pareto(rows: Sequence[dict[str, Any]], objectives, constraints, title: str, path: str | Path) -> None:
+    """The first objective against the second (one objective: against params, when
+    the rows have them, else against the evaluation), every candidate coloured by
+    generation, infeasible ones marked x, the feasible front drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    y_metric = primary(objectives)
+    if len(objectives) > 1:
+        x_metric = objectives[1]["metric"]
+    else:
+        x_metric = "params" if any(math.isfinite(_number(r.get("params"))) for r in rows) else None
+
+    def x_of(i: int, r: dict[str, Any]) -> float:
+        return _number(r.get(x_metric)) if x_metric else float(i + 1)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    measured = [(i, r) for i, r in enumerate(rows) if r["status"] in ("ok", "infeasible")]
+    for status, marker in (("ok", "o"), ("infeasible", "x")):
+        pts = [(x_of(i, r), _number(r[y_metric]), int(r["generation"])) for i, r in measured if r["status"] == status]
+        if pts:
+            xs, ys, gs = zip(*pts)
+            points = ax.scatter(xs, ys, c=gs, cmap="viridis", s=16, marker=marker, alpha=0.75,
+                                vmin=0, vmax=max(int(r["generation"]) for r in rows), label=status)
+    front = pareto_rows(rows, objectives, constraints) if len(objectives) > 1 else \
+        [r for r in [best_row(rows, objectives)] if r is not None]
+    index = {id(r): i for i, r in enumerate(rows)}
+    if front:
+        pts = sorted((x_of(index[id(r)], r), _number(r[y_metric])) for r in front)
+        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="C3", lw=1.5, label="front")
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=40, facecolors="none", edgecolors="C3")
+    ax.set_xlabel(label(x_metric) if x_metric else "evaluations")
+    ax.set_ylabel(label(y_metric))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    if measured:
+        fig.colorbar(points, ax=ax, label="generation", ticks=MaxNLocator(integer=True))
+    fig.tight_layout()
+    write_figure(path, fig)
 
 
 def plot_progress(rows: Sequence[dict[str, Any]], objectives, title: str, path: str | Path) -> None:
@@ -128,8 +211,13 @@ def report(rdir: str | Path, generations: int) -> dict[str, Any]:
         write_yaml(layout.best(rdir), {**spec, "metrics": metrics})
     else:
         write_yaml(layout.best(rdir), {"run": run["name"], "note": "no candidate finished with status ok"})
-    plot_progress(rows, objectives_of(run), f"{run['name']}: {run['strategy']['name']} on {run['space']['name']}",
-                  layout.progress_plot(rdir))
+    title = f"{run['name']}: {run['strategy']['name']} on {run['space']['name']}"
+    plot_progress(rows, objectives_of(run), title, layout.progress_plot(rdir))
+    objectives, constraints = objectives_of(run), constraints_of(run)
+    front = pareto_rows(rows, objectives, constraints) if len(objectives) > 1 else \
+        [r for r in [best_row(rows, objectives)] if r is not None]
+    write_tsv(layout.pareto_table(rdir), columns(run), front)
+    plot_pareto(rows, objectives, constraints, title, layout.pareto_plot(rdir))
     write_overview(rdir, run, rows, generations)
     return summary
 

@@ -8,19 +8,30 @@ meta-models exist, and the add-on never calls back into the loop.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from nas import search
 from nas.evaluators import evaluator_for
 from nas.meta.warm import apply
-from nas.objectives import objectives_of
+from nas.objectives import constraints_of, objectives_of, violation
 from nas.spaces import make_space
 from nas.strategies import Evaluated, Strategy, make_strategy
 
 
 def strategy_for(run: dict[str, Any]) -> Strategy:
-    """The run's strategy on its space, with its warm start when it has one."""
-    strategy = make_strategy(run["strategy"], make_space(run["space"]), run["population"])
+    """The run's strategy on its space, with its objectives, the predicate of its
+    cheap constraints (met by every proposal) and its warm start when it has one."""
+    space = make_space(run["space"])
+    strategy = make_strategy(run["strategy"], space, run["population"])
+    strategy.objectives = objectives_of(run)
+    evaluator = evaluator_for(run)
+    cheap = [c for c in constraints_of(run) if c["metric"] in evaluator.cheap_metrics]
+    if evaluator.cheap_metrics:
+        strategy.cheap = functools.partial(evaluator.cheap_values, space)
+    if cheap:
+        strategy.feasible = lambda genome: violation(evaluator.cheap_values(space, genome), cheap) == 0
+        strategy.feasibility = ", ".join(f"{c['metric']} {k} {c[k]:g}" for c in cheap for k in ("min", "max") if k in c)
     return apply(strategy, run)
 
 
@@ -42,7 +53,7 @@ def run_in_process(
             return evaluator.evaluate(spec).metrics
 
     strategy = strategy_for(run)
-    objectives = objectives_of(run)
+    objectives, constraints = objectives_of(run), constraints_of(run)
     state = strategy.initial_state()
     history: list[Evaluated] = []
     rows_all: list[dict[str, Any]] = []
@@ -50,7 +61,7 @@ def run_in_process(
         specs = search.propose(run, g, state, history, strategy)
         rows, state = search.aggregate(run, state, specs, [evaluate(s) for s in specs], strategy)
         rows_all.extend(rows)
-        history.extend(search.evaluated(r, objectives) for r in rows)
+        history.extend(search.evaluated(r, objectives, constraints) for r in rows)
         if stop is not None and stop(rows_all):
             break
     return rows_all

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 from nas import layout
 from nas.config import candidates_in
 from nas.evaluators import evaluator_for
-from nas.objectives import Objective, objectives_of, values
+from nas.objectives import MEASURED, Constraint, Objective, constraints_of, objectives_of, values, violation
 from nas.seeding import int_seed, rng_for
 from nas.strategies import Evaluated, Strategy
 
@@ -62,22 +62,27 @@ def propose(
     ]
 
 
-def evaluated(row: Mapping[str, Any], objectives: Sequence[Objective]) -> Evaluated:
+def evaluated(row: Mapping[str, Any], objectives: Sequence[Objective],
+              constraints: Sequence[Constraint] = ()) -> Evaluated:
     """A table row (values as written or as read back) as the strategy sees it."""
     genome = row["genome"]
     if isinstance(genome, str):
         genome = [int(g) for g in genome.split(",")]
     key = f"{layout.gen_name(int(row['generation']))}/{row['candidate']}"
     signed = values(row, objectives)
-    return Evaluated(key, row["arch"], tuple(int(g) for g in genome), signed[0], values=signed)
+    broken = violation(row, constraints) if constraints and row.get("status") in MEASURED else 0.0
+    return Evaluated(key, row["arch"], tuple(int(g) for g in genome), signed[0], values=signed, violation=broken)
 
 
 def table_rows(specs: Sequence[dict[str, Any]], metrics: Sequence[dict[str, Any]],
-               columns: Sequence[str]) -> list[dict[str, Any]]:
+               columns: Sequence[str], constraints: Sequence[Constraint] = ()) -> list[dict[str, Any]]:
+    """One row per candidate; a measured one that breaks a constraint gets status `infeasible`."""
     rows = []
     for spec, m in zip(specs, metrics, strict=True):
         row = {k: spec.get(k) for k in ("run", "generation", "candidate", "arch", "origin", "seed")}
         row.update({k: _value(m.get(k)) for k in columns if k in m})
+        if constraints and row.get("status") == "ok" and violation(row, constraints) > 0:
+            row["status"] = "infeasible"
         row["parents"] = ",".join(spec.get("parents", []))
         row["genome"] = list(spec["genome"])
         rows.append(row)
@@ -97,7 +102,8 @@ def aggregate(
     strategy: Strategy,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The generation's table rows and the strategy state after it."""
-    rows = table_rows(specs, metrics, columns(run))
+    constraints = constraints_of(run)
+    rows = table_rows(specs, metrics, columns(run), constraints)
     objectives = objectives_of(run)
-    results = [replace(evaluated(r, objectives), trace=s.get("trace")) for r, s in zip(rows, specs)]
+    results = [replace(evaluated(r, objectives, constraints), trace=s.get("trace")) for r, s in zip(rows, specs)]
     return rows, strategy.update(state, results)

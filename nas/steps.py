@@ -20,7 +20,7 @@ from nas import layout, search
 from nas.config import candidates_in, load_run
 from nas.evaluators import Evaluation, Evaluator, evaluator_for
 from nas.io import CorruptArtefact, read_json, read_tsv, read_yaml, write_json, write_tsv, write_yaml
-from nas.objectives import objectives_of
+from nas.objectives import constraints_of, objectives_of
 from nas.runner import strategy_for
 from nas.strategies import Strategy
 
@@ -69,8 +69,8 @@ def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     run = load_run(rdir)
     strategy = strategy_for(run)
     state = state_before(rdir, strategy, generation)
-    objectives = objectives_of(run)
-    history = [search.evaluated(r, objectives) for r in load_history(rdir, run, generation)]
+    objectives, constraints = objectives_of(run), constraints_of(run)
+    history = [search.evaluated(r, objectives, constraints) for r in load_history(rdir, run, generation)]
     specs = search.propose(run, generation, state, history, strategy)
 
     def write_specs(folder: Path) -> None:

@@ -152,6 +152,8 @@ rule report:
         best=report(layout.best(RUN), caption="../report/best.rst", category="{run}", labels={"run": "{run}", "result": "best architecture"}),
         plot=report(layout.progress_plot(RUN), caption="../report/progress.rst", category="{run}", labels={"run": "{run}", "result": "progress plot"}),
         overview=report(layout.overview(RUN), caption="../report/overview.rst", category="{run}", labels={"run": "{run}", "result": "generation tables"}),
+        pareto=report(layout.pareto_table(RUN), caption="../report/pareto_table.rst", category="{run}", labels={"run": "{run}", "result": "pareto front table"}),
+        pareto_plot=report(layout.pareto_plot(RUN), caption="../report/pareto.rst", category="{run}", labels={"run": "{run}", "result": "pareto front"}),
     params:
         rdir=run_dir,
         generations=lambda wc: run_of(wc)["generations"],

@@ -44,6 +44,34 @@ def write_nb201_table(path: Path) -> Path:
     return path
 
 
+def write_cost_table(path: Path) -> Path:
+    """The 729 three-op cells with a cost to trade accuracy against: `size` (more
+    convolutions, bigger; counted like parameters) and `lat` (a latency: each
+    edge's op costs its own amount, convolutions most)."""
+    lines = ["arch,val,test,size,lat"]
+    cost = {"none": 0.0, "skip_connect": 0.1, "nor_conv_3x3": 1.0}
+    for ops in itertools.product(OPS3, repeat=6):
+        score = synthetic_score(list(ops))
+        size = 1000 + 9000 * sum(op == "nor_conv_3x3" for op in ops)
+        lat = 1.0 + sum(cost[op] * (1 + i % 2) for i, op in enumerate(ops))
+        lines.append(f"{nb201_arch(list(ops))},{score:.3f},{score - 1:.3f},{size},{lat:.3f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cost_table_run(table: Path, **overrides: Any) -> dict[str, Any]:
+    """A run on write_cost_table's table: accuracy, params (`size`) and latency_ms (`lat`)."""
+    run = {
+        **table_run(table),
+        "evaluator": {"name": "table", "tables": [{"path": str(table), "arch_column": "arch"}],
+                      "columns": {"val_acc": "val", "test_acc": "test", "params": "size", "latency_ms": "lat"},
+                      "cheap": ["params"]},
+        "objectives": [{"metric": "val_acc"}, {"metric": "params"}],
+    }
+    run.update(overrides)
+    return run
+
+
 def table_run(table: Path, **overrides: Any) -> dict[str, Any]:
     run = {
         "seed": 0,

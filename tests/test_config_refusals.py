@@ -85,7 +85,7 @@ REFUSED: list[tuple[str, Any, list[str]]] = [
     ("chain-with-channels", run(space={"name": "chain", "channels": 8}),
      ["config key runs.bad.space.channels:", "space 'chain' takes no option 'channels'", "max_layers"]),
     ("train-evaluator-with-table-path", run(evaluator={"name": "train", "path": "x.csv"}),
-     ["config key runs.bad.evaluator.path:", "evaluator 'train' takes no option 'path'", "has no options"]),
+     ["config key runs.bad.evaluator.path:", "evaluator 'train' takes no option 'path'", "its options: latency"]),
     # the table evaluator
     ("table-without-path", {"runs": {"bad": table(name="table", arch_column="arch", val_column="val")}},
      ["config key runs.bad.evaluator.path:", "needs `path`"]),

@@ -113,8 +113,10 @@ def test_the_table_evaluates_a_generation_at_once(nb201_table):
 
 
 @pytest.mark.parametrize("objectives, words", [
-    ([{"metric": "val_acc"}, {"metric": "params"}], ["runs.r.objectives:", "one objective for now"]),
-    ([{"metric": "speed"}], ["runs.r.objectives.0.metric:", "does not produce 'speed'", "val_acc"]),
+    ([{"metric": "speed"}], ["runs.r.objectives.0.metric:", "unknown metric 'speed'", "val_acc"]),
+    ([{"metric": "latency_ms"}], ["runs.r.objectives.0.metric:", "does not produce 'latency_ms'",
+                                  "set evaluator.latency"]),
+    ([{"metric": "val_acc"}, {"metric": "val_acc"}], ["runs.r.objectives.1.metric:", "named twice"]),
     ([{"metric": "test_acc"}], ["runs.r.objectives.0.metric:", "'test_acc' is reported, never selected on"]),
     ([{"metric": "train_seconds"}], ["runs.r.objectives.0.metric:", "never selected on"]),
     ([{"metric": "val_acc", "direction": "up"}], ["runs.r.objectives.0.direction:", "max, min"]),

@@ -20,7 +20,7 @@ from nas.strategies import STRATEGIES
 from nas.strategies.genetic import CROSSOVERS, SELECTIONS
 from nas.strategies.local_search import GUIDES, RESTARTS
 from nas.strategies.mutation import MUTATIONS
-from nas.strategies.reinforce import FORMULATIONS
+from nas.strategies.reinforce.gradient import FORMULATIONS, REWARDS
 from nas.strategies.reinforce.controllers import CONTROLLERS
 from nas.tasks import TASKS
 from nas.tasks.digits import ROTATIONS
@@ -40,6 +40,7 @@ HOMES = {
     f"{RUN}.strategy.properties.guide": GUIDES,
     f"{RUN}.strategy.properties.formulation": FORMULATIONS,
     f"{RUN}.strategy.properties.controller": CONTROLLERS,
+    f"{RUN}.strategy.properties.reward": REWARDS,
     f"{RUN}.task.properties.name": TASKS,
     f"{RUN}.task.properties.rotation": ROTATIONS,
     f"{RUN}.training.properties.optimizer": OPTIMIZERS,

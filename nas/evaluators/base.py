@@ -27,16 +27,23 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from nas.objectives import Metric, register
 from nas.options import unknown_option
 from nas.tasks import Task
 
+if TYPE_CHECKING:
+    from nas.spaces.base import Genome, SearchSpace
+
 PARAMS = register("params", "min", "", "trainable parameters")
 FLOPS = register("flops", "min", "", "multiply-accumulates of one forward pass of one image")
 # A clock: selecting on it would make a resumed search differ from an uninterrupted one.
 TRAIN_SECONDS = register("train_seconds", "min", "s", "wall time of training and evaluation", selectable=False)
+# Latencies are clocks too, but what a user of the network pays: they may be selected on.
+LATENCY = register("latency_ms", "min", "ms", "time of one forward pass of one image, on the training device")
+LATENCY_BATCH = register("latency_batch_ms", "min", "ms", "time of one forward pass of a batch (evaluator.latency)")
+LATENCY_CPU = register("latency_cpu_ms", "min", "ms", "time of one forward pass of one image on the CPU")
 # Columns every evaluator writes after the task's metrics: cost and bookkeeping.
 COST_COLUMNS = ("params", "flops", "train_seconds", "epochs", "device")
 
@@ -73,6 +80,9 @@ class Evaluator(ABC):
     primary: str = ""
     # The metrics it fills with values (what a run may select on).
     produces: tuple[str, ...] = ()
+    # The metrics known for a genome without evaluating it (a constraint on them is
+    # met at propose time: `Strategy.feasible`).
+    cheap_metrics: tuple[str, ...] = ()
 
     def __init__(self, cfg: dict[str, Any], task: dict[str, Any] | None = None) -> None:
         self.cfg = dict(cfg)
@@ -112,6 +122,10 @@ class Evaluator(ABC):
 
     def inputs(self) -> list[str]:
         return []
+
+    def cheap_values(self, space: "SearchSpace", genome: "Genome") -> dict[str, float]:
+        """The cheap metrics of a genome, without evaluating it."""
+        return {}
 
     def evaluate(self, spec: dict[str, Any], out_dir: str | Path | None = None, checkpoint: bool = False) -> Evaluation:
         return self.evaluate_generation([spec], [out_dir])[0]

@@ -13,16 +13,30 @@ from typing import Any
 
 from nas.evaluators.base import Evaluation, Evaluator, epoch_table_columns
 from nas.registry import load
+from nas.spaces.base import Genome, SearchSpace
 from nas.tasks import Task, task_for
 
 TRAINING_LOOP = "nas.evaluators.training:train"
 
 
+# Latency columns, written after the cost columns when evaluator.latency is set.
+LATENCY_COLUMNS = ("latency_ms", "latency_batch_ms", "latency_device", "latency_load")
+
+
 class TrainEvaluator(Evaluator):
-    """One job per candidate: the task's model trained with the run's recipe."""
+    """One job per candidate: the task's model trained with the run's recipe.
+
+    Option `latency` ({batch_size, warmup, repeats, cpu}): after training,
+    time the forward pass on the training device (latency_ms for one image,
+    latency_batch_ms for a batch), and with cpu: true on the CPU
+    (latency_cpu_ms); latency_device names the device and latency_load is the
+    machine's one-minute load average just before, since other jobs on the
+    same machine slow a measurement down."""
 
     name = "train"
+    options = {"latency": None}
     needs_torch = True
+    cheap_metrics = ("params", "flops")
 
     def __init__(self, cfg: dict[str, Any], task: dict[str, Any] | None = None) -> None:
         super().__init__(cfg, task)
@@ -30,7 +44,36 @@ class TrainEvaluator(Evaluator):
         self.metrics = self.task.metrics
         self.epoch_columns = epoch_table_columns(self.task.epoch_columns)
         self.primary = self.task.primary
-        self.produces = (*(m.name for m in self.metrics), "params", "flops", "train_seconds")
+        self.latency = self.cfg.get("latency")
+        self.produces = (*(m.name for m in self.metrics), "params", "flops", "train_seconds",
+                         *self._latency_metrics())
+
+    def _latency_metrics(self) -> tuple[str, ...]:
+        if self.latency is None:
+            return ()
+        return ("latency_ms", "latency_batch_ms", *(("latency_cpu_ms",) if self.latency.get("cpu") else ()))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        if self.latency is None:
+            return super().columns
+        cpu = ("latency_cpu_ms",) if self.latency.get("cpu") else ()
+        return (*super().columns, *LATENCY_COLUMNS, *cpu)
+
+    def resolved(self) -> dict[str, Any]:
+        out = {"name": self.name}
+        if self.latency is not None:
+            out["latency"] = dict(self.latency)  # its defaults filled by the config schema
+        return out
+
+    def cheap_values(self, space: SearchSpace, genome: Genome) -> dict[str, float]:
+        info = self._info()
+        return dict(space.cost(genome, info.input_shape, info.num_classes))
+
+    def _info(self):
+        if not hasattr(self, "_described"):
+            self._described = self.task.describe()
+        return self._described
 
     def check(self) -> None:
         super().check()

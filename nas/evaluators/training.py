@@ -16,8 +16,12 @@ pickle), and one that is unreadable or of another spec is ignored.
 
 from __future__ import annotations
 
+import copy
 import gc
 import hashlib
+import os
+import platform
+import statistics
 import io
 import json
 import math
@@ -227,6 +231,37 @@ def _shown(column: str, value: float) -> str:
     return f"{value:.4f}" if column.endswith("loss") else f"{value:.2f}"
 
 
+def latency(model: nn.Module, shape: tuple[int, int, int], device: torch.device,
+            cfg: dict[str, Any]) -> dict[str, Any]:
+    """Milliseconds of one forward pass (the median of `repeats` after `warmup`
+    untimed ones) of one image and of a batch on `device`, and of one image on the
+    CPU with `cpu`; with the device's name and the load average before. The input
+    comes from its own generator: the global random state is left as it was."""
+    model.eval()
+    out: dict[str, Any] = {
+        "latency_device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})",
+        "latency_load": round(os.getloadavg()[0], 2),
+    }
+    runs = [("latency_ms", 1, device, model), ("latency_batch_ms", int(cfg["batch_size"]), device, model)]
+    if cfg.get("cpu"):
+        runs.append(("latency_cpu_ms", 1, torch.device("cpu"), model if device.type == "cpu" else copy.deepcopy(model).cpu()))
+    with torch.no_grad():
+        for key, batch, where, net in runs:
+            x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0)).to(where)
+            times = []
+            for i in range(int(cfg["warmup"]) + int(cfg["repeats"])):
+                if where.type == "cuda":
+                    torch.cuda.synchronize(where)
+                start = time.perf_counter()
+                net(x)
+                if where.type == "cuda":
+                    torch.cuda.synchronize(where)
+                if i >= int(cfg["warmup"]):
+                    times.append(time.perf_counter() - start)
+            out[key] = round(1000 * statistics.median(times), 4)
+    return out
+
+
 def train(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path | None = None,
           log: Callable[[str], None] = _stderr) -> Evaluation:
     """Train the spec's architecture with its recipe; metrics keyed as the evaluator's columns.
@@ -257,6 +292,8 @@ def train(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path
             for measure, value in task.evaluate(model, _loader(task, data, recipe), device).items():
                 if f"{split}_{measure}" in metrics:
                     metrics[f"{split}_{measure}"] = value
+        if evaluator.cfg.get("latency") is not None:
+            metrics.update(latency(model, splits.info.input_shape, device, evaluator.cfg["latency"]))
         metrics["status"] = "ok"
     except _Diverged:
         metrics["status"] = "diverged"

@@ -32,7 +32,7 @@ transfer   each known task is weighted by its similarity to the new one,
 
 Scorer.score(archs): that score. Scorer.top(k): the k best-scored among the
 known architectures and the space's (all of it when it has at most
-ENUMERATE architectures, else SAMPLE random ones), so an architecture no
+ENUMERABLE genomes, else SAMPLE random ones), so an architecture no
 task evaluated but whose genes did well everywhere can be a seed.
 
 Saved as model.json (space, feature statistics, the chosen encoding, the
@@ -42,7 +42,6 @@ knowledge.tsv and tasks.json: plain text, no pickle.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -67,7 +66,6 @@ WEIGHTINGS = ("exp", "uniform")  # of the rows in the fit (_system)
 CV_FOLDS = 5  # over architectures, when the knowledge has a single task
 # Weight of the prediction in an architecture's score: one identical known task.
 PRIOR = 1.0
-ENUMERATE = 20_000
 SAMPLE = 5_000
 FORMAT = 2
 
@@ -229,14 +227,12 @@ class MetaModel:
 
     def candidates(self) -> list[str]:
         """The space's architectures a ranking looks at besides the known ones:
-        all of them when there are at most ENUMERATE genomes, else SAMPLE random ones."""
+        all of them when the space is enumerable (SearchSpace.all_genomes), else SAMPLE random ones."""
         if self._candidates is None:
-            cards = self.space.cardinalities()
-            if math.prod(cards) <= ENUMERATE:
-                genomes = (g for g in itertools.product(*map(range, cards)) if self.space.is_valid(g))
-            else:
+            genomes = self.space.all_genomes()
+            if genomes is None:
                 rng = np.random.default_rng(0)
-                genomes = (self.space.sample(rng) for _ in range(SAMPLE))
+                genomes = [self.space.sample(rng) for _ in range(SAMPLE)]
             self._candidates = sorted({self.space.to_string(self.space.canonical(tuple(g))) for g in genomes})
         return self._candidates
 

@@ -20,6 +20,8 @@ the network:
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -33,6 +35,11 @@ if TYPE_CHECKING:  # torch stays out of the import path of propose/aggregate
     import torch
 
 Genome = tuple[int, ...]
+
+# A space of at most this many genomes is small enough to go through whole
+# (nb201's 15,625 cells are): the meta-model ranks all of it, and a cheap
+# constraint that none meets is refused before any job.
+ENUMERABLE = 20_000
 
 # Rejection sampling gives up after this many invalid draws: a space where
 # valid genomes are that rare is misconfigured, and saying so beats hanging.
@@ -158,6 +165,15 @@ class SearchSpace(ABC):
                     seen.add(child)
                     out.append(child)
         return out
+
+    def all_genomes(self, limit: int = ENUMERABLE) -> list[Genome] | None:
+        """Every valid canonical genome, once each, when there are at most `limit`
+        genomes (valid or not); None for a larger space."""
+        cards = self.cardinalities()
+        if math.prod(cards) > limit:
+            return None
+        return list(dict.fromkeys(self.canonical(g) for g in itertools.product(*map(range, cards))
+                                  if self.is_valid(g)))
 
     def cut_points(self) -> tuple[int, ...]:
         """Positions where crossover may cut the genome (between genes i-1 and i)."""

@@ -18,6 +18,7 @@ STRATEGIES: dict[str, str] = {
     "rea": "nas.strategies.evolution:RegularizedEvolution",
     "ls": "nas.strategies.local_search:LocalSearch",
     "reinforce": "nas.strategies.reinforce:Reinforce",
+    "nsga2": "nas.strategies.nsga2:NSGA2",
 }
 
 

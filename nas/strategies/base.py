@@ -18,8 +18,10 @@ import numpy as np
 
 from nas import layout
 from nas.io import CorruptArtefact, read_json, write_json
+from nas.objectives import rank_and_crowding
 from nas.registry import constructor_options
 from nas.spaces.base import Genome, SearchSpace
+from nas.strategies.operators import nsga2_select
 
 # How many draws one proposal slot may spend looking for a valid architecture
 # that is not yet evaluated, before it falls back to random sampling.
@@ -107,15 +109,32 @@ class WarmStart:
 
 class Strategy(ABC):
     name: str = ""
+    # Whether it can search for several objectives at once (selecting on their
+    # Pareto ranks, or on a scalar reward of them).
+    multi_objective: bool = True
 
     def __init__(self, space: SearchSpace, population: int) -> None:
         self.space = space
         self.population = population
         self.warm: WarmStart | None = None
+        # Set by nas.runner.strategy_for from the run: its objectives (their
+        # signed values are Evaluated.values), a predicate that every proposal
+        # meets (the cheap constraints; None: any) with its description, and
+        # the cheap metrics of a genome known without evaluating it (or None).
+        self.objectives: list[dict[str, str]] = []
+        self.feasible: Callable[[Genome], bool] | None = None
+        self.feasibility = ""
+        self.cheap: Callable[[Genome], dict[str, float]] | None = None
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
         return constructor_options(cls, fixed=("space", "population"))
+
+    def check_objectives(self, objectives: Sequence[dict[str, str]]) -> None:
+        """Refuse objectives this strategy cannot serve (StrategyError)."""
+        if len(objectives) > 1 and not self.multi_objective:
+            raise StrategyError(f"strategy {self.name!r} optimises one objective; {len(objectives)} are given "
+                                "(choose nsga2, rea, ga, random or reinforce for several)")
 
     def options(self) -> dict[str, Any]:
         """The options this strategy was built with, every default filled in (run.yaml),
@@ -172,9 +191,9 @@ class Strategy(ABC):
         feasible: Callable[[Genome], bool] | None = None,
     ) -> list[Proposal]:
         """Call `make` until n valid, distinct architectures are found that are not
-        in `avoid` (architecture strings: the evaluated ones, see `known`) and,
-        with `feasible`, for which it holds (a canonical genome -> bool: a cheap
-        constraint).
+        in `avoid` (architecture strings: the evaluated ones, see `known`) and for
+        which `feasible` holds (a canonical genome -> bool; default the run's cheap
+        constraints, `self.feasible`).
 
         `make` returns (genome, origin, parents), or with a trace as a fourth
         item (Proposal.trace).
@@ -182,14 +201,19 @@ class Strategy(ABC):
         population keeps producing known children) takes a random new one.
         """
         seen = set(avoid)
+        feasible = feasible or self.feasible
         proposals: list[Proposal] = []
         for _ in range(n):
             proposal = (self._first_new(seen, rng, make, feasible)
                         or self._first_new(seen, rng, self._random, feasible))
             if proposal is None:
-                wanted = "feasible architecture" if feasible else "architecture"
+                if feasible is not None:
+                    raise StrategyError(
+                        f"space {self.space.name!r}: found no new architecture that meets "
+                        f"{self.feasibility or 'the constraints'} in {2 * MAX_TRIES} draws ({len(seen)} evaluated); "
+                        "loosen the constraint or widen the space")
                 raise StrategyError(
-                    f"space {self.space.name!r}: found no {wanted} that is not yet evaluated "
+                    f"space {self.space.name!r}: found no architecture that is not yet evaluated "
                     f"after {MAX_TRIES} tries; the space is (nearly) exhausted ({len(seen)} seen)"
                 )
             seen.add(proposal.arch)
@@ -205,7 +229,7 @@ class Strategy(ABC):
             arch = self.space.to_string(genome)
             if len(proposals) == n:
                 break
-            if arch not in seen:
+            if arch not in seen and (self.feasible is None or self.feasible(genome)):
                 seen.add(arch)
                 proposals.append(Proposal(genome, arch, "meta"))
         return proposals + self.fill(n - len(proposals), seen, rng, self._random)
@@ -232,14 +256,33 @@ def known(history: Iterable[Evaluated]) -> set[str]:
     return {e.arch for e in history}
 
 
+def key_of(member: Evaluated) -> tuple[float, float]:
+    """One candidate's standing by the primary objective, larger is better: a
+    feasible one by its fitness, behind it an infeasible one by how little it
+    violates, last a failed one (constrained domination, Deb 2000)."""
+    if not math.isfinite(member.fitness):
+        return (-math.inf, -math.inf)
+    return (-member.violation, member.fitness)
+
+
+def selection_keys(members: Sequence[Evaluated]) -> list[tuple[float, float]]:
+    """Comparable standings of a population, larger is better, for the operators
+    (tournament, fittest): by `key_of` under one objective; under several by
+    (-front index, crowding distance) of constrained non-dominated sorting, as
+    NSGA-II selects (Deb et al. 2002)."""
+    if not members or len(members[0].values) == 1:
+        return [key_of(m) for m in members]
+    standing = rank_and_crowding([m.values for m in members], [m.violation for m in members])
+    return [(-float(rank), spread) for rank, spread in standing]
+
+
 def fittest(members: Sequence[Evaluated], k: int) -> list[Evaluated]:
-    """The k fittest, ties broken by position so the order is reproducible."""
-    order = sorted(range(len(members)), key=lambda i: (-_rank_value(members[i].fitness), i))
+    """The k fittest, ties broken by position so the order is reproducible: by
+    `key_of` under one objective, by NSGA-II's selection under several."""
+    if members and len(members[0].values) > 1:
+        return [members[i] for i in nsga2_select([m.values for m in members], [m.violation for m in members], k)]
+    order = sorted(range(len(members)), key=lambda i: (tuple(-x for x in key_of(members[i])), i))
     return [members[i] for i in order[:k]]
-
-
-def _rank_value(fitness: float) -> float:
-    return fitness if math.isfinite(fitness) else -math.inf
 
 
 def population_from_state(state: dict[str, Any]) -> list[Evaluated]:

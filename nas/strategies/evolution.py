@@ -20,6 +20,7 @@ from nas.strategies.base import (
     StrategyError,
     known,
     population_from_state,
+    selection_keys,
     state_with_population,
 )
 from nas.strategies.mutation import make_mutation, mutation_rate as resolved_rate
@@ -51,10 +52,10 @@ class RegularizedEvolution(Strategy):
         members = population_from_state(state)
         if not members:
             return self.initial(n, history, rng)
-        fitness = [m.fitness for m in members]
+        standing = selection_keys(members)
 
         def child(rng: np.random.Generator):
-            parent = members[tournament(fitness, self.sample_size, rng)]
+            parent = members[tournament(standing, self.sample_size, rng)]
             return self.mutate(parent.genome, rng), "mutation", (parent.key,)
 
         return self.fill(n, known(history), rng, child)

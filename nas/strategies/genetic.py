@@ -10,6 +10,7 @@ when there are fewer children than places).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ from nas.strategies.base import (
     fittest,
     known,
     population_from_state,
+    selection_keys,
     state_with_population,
 )
 from nas.strategies.mutation import make_mutation, mutation_rate as resolved_rate
@@ -74,10 +76,14 @@ class GeneticAlgorithm(Strategy):
     def options(self) -> dict[str, Any]:
         return dict(self._options)
 
-    def _select(self, fitness: list[float], rng: np.random.Generator) -> int:
+    def _select(self, standing: list[tuple[float, float]], rng: np.random.Generator) -> int:
         if self.selection == "tournament":
-            return tournament(fitness, self.tournament_size, rng)
-        return roulette(fitness, rng)
+            return tournament(standing, self.tournament_size, rng)
+        # Roulette weighs a number: the fitness of a feasible member under one
+        # objective (others get no weight), the negated front index under several.
+        weights = [s[1] if s[0] == 0 else -math.inf for s in standing] if len(self.objectives) <= 1 \
+            else [s[0] for s in standing]
+        return roulette(weights, rng)
 
     def propose(
         self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
@@ -85,12 +91,12 @@ class GeneticAlgorithm(Strategy):
         parents = population_from_state(state)
         if not parents:
             return self.initial(n, history, rng)
-        fitness = [p.fitness for p in parents]
+        standing = selection_keys(parents)
         cut_points = self.space.cut_points()
 
         def breed(rng: np.random.Generator):
-            a = parents[self._select(fitness, rng)]
-            b = parents[self._select(fitness, rng)]
+            a = parents[self._select(standing, rng)]
+            b = parents[self._select(standing, rng)]
             if rng.random() < self.crossover_rate:
                 child = multi_point_crossover(a.genome, b.genome, self.crossover_points, rng, cut_points)[0]
                 origin, keys = "crossover", (a.key, b.key)

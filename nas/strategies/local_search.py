@@ -24,7 +24,7 @@ import numpy as np
 
 from nas.options import choice, integer
 from nas.spaces.base import SearchSpace
-from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError, fittest, known
+from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError, fittest, key_of, known
 from nas.strategies.predictor import LinearPredictor
 
 RESTARTS = ("random", "kick")
@@ -35,6 +35,7 @@ RESTART = "restart"
 
 class LocalSearch(Strategy):
     name = "ls"
+    multi_objective = False  # a climb compares two candidates by one number
 
     def __init__(
         self, space: SearchSpace, population: int, restart: str = "random", kick: int = 3, guide: str = "none",
@@ -81,7 +82,7 @@ class LocalSearch(Strategy):
         """Follow the best known better neighbour until there is none."""
         while True:
             better = [by_arch[a] for a in map(self.space.to_string, self.space.neighbours(here.genome))
-                      if a in by_arch and by_arch[a].fitness > here.fitness]
+                      if a in by_arch and key_of(by_arch[a]) > key_of(here)]
             if not better:
                 return here
             here = fittest(better, 1)[0]
@@ -124,6 +125,6 @@ class LocalSearch(Strategy):
         best = fittest(results, 1)[0]
         current = state.get("current")
         restarted = any(r.trace == RESTART for r in results)
-        if current is None or restarted or best.fitness > Evaluated.from_json(current).fitness:
+        if current is None or restarted or key_of(best) > key_of(Evaluated.from_json(current)):
             return {**state, "current": best.to_json()}
         return dict(state)

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from nas.objectives import rank_and_crowding
+
 Genome = tuple[int, ...]
 
 
@@ -44,6 +46,18 @@ def roulette(fitness: Sequence[float], rng: np.random.Generator) -> int:
     floor = (high - low) * 0.01 or 1.0
     weights = np.array([f - low + floor if math.isfinite(f) else 0.0 for f in fitness])
     return int(rng.choice(len(fitness), p=weights / weights.sum()))
+
+
+def nsga2_select(values: Sequence[Sequence[float]], violations: Sequence[float], k: int) -> list[int]:
+    """Indices of the k members NSGA-II keeps (Deb et al. 2002): whole fronts of
+    constrained non-dominated sorting, best first, the last one cut by crowding
+    distance (largest first); ties by position. `values` are signed (larger is better)."""
+    standing = rank_and_crowding(values, violations)
+    return sorted(range(len(values)), key=lambda i: (standing[i][0], -standing[i][1], i))[:k]
+
+
+# A binary tournament on (-front, crowding) -- NSGA-II's crowded-comparison
+# selection -- is `tournament(standing, 2, rng)`.
 
 
 # -- crossover ------------------------------------------------------------------

@@ -26,6 +26,7 @@ from nas.strategies.reinforce.controllers import CONTROLLERS, LSTMController, ML
 from nas.strategies.reinforce.edit import EDIT_METHODS, STOP, EditActions, EditPolicy, StepBatch, can_stop
 
 FORMULATIONS = ("generate", "edit")
+REWARDS = ("weighted", "mnas")
 INIT_SEED = 0
 PRETRAIN_LR = 0.01
 EPS = 1e-8
@@ -48,6 +49,9 @@ class Reinforce(Strategy):
         gamma: float = 1.0,
         max_edits: int = 4,
         updates_per_epoch: int = 1,
+        reward: str = "weighted",
+        reward_target: float | None = None,
+        reward_exponent: float = -0.07,
     ) -> None:
         """controller: lstm or mlp for generate (default lstm); edit always uses
         its MLP policy, so only mlp (the default there) is accepted with it."""
@@ -68,6 +72,11 @@ class Reinforce(Strategy):
         self.gamma = number("reinforce", "gamma", gamma, lambda v: 0 < v <= 1, "in (0, 1]", StrategyError)
         self.max_edits = integer("reinforce", "max_edits", max_edits, 1, StrategyError)
         self.updates_per_epoch = integer("reinforce", "updates_per_epoch", updates_per_epoch, 1, StrategyError)
+        self.reward = choice("reinforce", "reward", reward, REWARDS, StrategyError)
+        self.reward_target = None if reward_target is None else number(
+            "reinforce", "reward_target", reward_target, lambda v: v > 0, "> 0", StrategyError)
+        self.reward_exponent = number("reinforce", "reward_exponent", reward_exponent, lambda v: v <= 0, "<= 0",
+                                      StrategyError)
         self.actions = EditActions(space, self.max_edits) if formulation == "edit" else None
         # One network reused by every call: propose and update load the state's
         # weights into it, so building it (and drawing its init) happens once.
@@ -75,6 +84,7 @@ class Reinforce(Strategy):
 
     def options(self) -> dict[str, Any]:
         return {
+            "reward": self.reward, "reward_target": self.reward_target, "reward_exponent": self.reward_exponent,
             "formulation": self.formulation, "controller": self.controller, "hidden": self.hidden, "lr": self.lr,
             "entropy_weight": self.entropy_weight, "baseline_decay": self.baseline_decay, "gamma": self.gamma,
             "max_edits": self.max_edits, "updates_per_epoch": self.updates_per_epoch,
@@ -206,7 +216,7 @@ class Reinforce(Strategy):
     def update(self, state: dict[str, Any], results: Sequence[Evaluated]) -> dict[str, Any]:
         if not results:
             return dict(state)
-        rewards = _rewards(results)
+        rewards = self._rewards(results)
         mean, previous = float(np.mean(rewards)), state["baseline"]
         advantages = [r - (mean if previous is None else previous) for r in rewards]
         net = self._load(state)
@@ -227,6 +237,34 @@ class Reinforce(Strategy):
             "epoch": state["epoch"] + 1,
             "mean_reward": mean,
         }
+
+    def check_objectives(self, objectives: Sequence[dict[str, str]]) -> None:
+        super().check_objectives(objectives)
+        if len(objectives) > 1 and self.reward == "mnas" and (len(objectives) != 2 or self.reward_target is None):
+            raise StrategyError("reinforce option reward='mnas' scores accuracy x (cost / reward_target) ** "
+                                "reward_exponent: it needs exactly two objectives (the accuracy, then the cost) "
+                                "and reward_target")
+
+    def _rewards(self, results: Sequence[Evaluated]) -> list[float]:
+        """One number per result: the primary objective under one objective; under
+        several, MnasNet's soft constraint acc * (cost / target) ** w (Tan et al.
+        2019; `reward: mnas`) or the mean of the objectives min-max normalised over
+        the batch (`reward: weighted`). A failed or infeasible result gets the
+        batch's worst reward of a feasible one (0 when there is none)."""
+        good = [i for i, r in enumerate(results) if math.isfinite(r.fitness) and r.violation == 0]
+        if len(self.objectives) <= 1:
+            raw = {i: results[i].fitness for i in good}
+        elif self.reward == "mnas":
+            signs = [1.0 if o["direction"] == "max" else -1.0 for o in self.objectives]
+            raw = {i: signs[0] * results[i].values[0]
+                   * (signs[1] * results[i].values[1] / self.reward_target) ** self.reward_exponent for i in good}
+        else:
+            columns = list(zip(*(results[i].values for i in good))) if good else []
+            spans = [(min(c), max(c)) for c in columns]
+            raw = {i: float(np.mean([(v - lo) / (hi - lo) if hi > lo else 0.5
+                                     for v, (lo, hi) in zip(results[i].values, spans)])) for i in good}
+        floor = min(raw.values()) if raw else 0.0
+        return [raw.get(i, floor) for i in range(len(results))]
 
     def _generate_loss(self, results: Sequence[Evaluated], advantages: list[float]) -> Callable[[], torch.Tensor]:
         genomes = torch.tensor([list(r.genome) for r in results], dtype=torch.long)
@@ -263,10 +301,6 @@ class Reinforce(Strategy):
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _rewards(results: Sequence[Evaluated]) -> list[float]:
-    finite = [r.fitness for r in results if math.isfinite(r.fitness)]
-    floor = min(finite) if finite else 0.0
-    return [r.fitness if math.isfinite(r.fitness) else floor for r in results]
 
 
 def _rms_scaled(values: torch.Tensor) -> torch.Tensor:
