@@ -68,8 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--generations", type=int, required=True)
 
     p = sub.add_parser("bench", help="compare strategies on a tabular benchmark, many seeds, in process")
-    p.add_argument("--table", required=True, help="CSV/TSV with one row per architecture")
-    p.add_argument("--metric", required=True, help="column to select on and report")
+    p.add_argument("--table", required=True, action="append",
+                   help="CSV/TSV with one row per architecture; repeat it to join tables on --arch-column")
+    p.add_argument("--metric", default=None, help="the column to maximise (one objective)")
+    p.add_argument("--objectives", default="", help="COL:max,COL:min,... (several objectives: hypervolume)")
+    p.add_argument("--constraint", action="append", default=[], metavar="COL:max|min:VALUE",
+                   help="a hard bound on a column (repeat it)")
+    p.add_argument("--cheap", default="", help="comma-separated columns known without a query")
     p.add_argument("--arch-column", default="ArchitectureString")
     p.add_argument("--strategies", default="random,ga,rea", help="comma-separated runs of --config")
     p.add_argument("--seeds", type=int, default=100)
@@ -192,9 +197,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from nas.bench import BENCH_CONFIG, run_bench
 
         features = _yaml_mapping(open(args.task_features, encoding="utf-8").read()) if args.task_features else {}
+        objectives = [_pair(o, "--objectives") for o in args.objectives.split(",") if o]
+        constraints = [_bound(c) for c in args.constraint]
         summary = run_bench(args.table, args.metric, args.strategies.split(","), args.seeds, args.budget, args.out,
                             arch_column=args.arch_column, jobs=args.jobs, config_path=args.config or BENCH_CONFIG,
-                            meta_from=[c for c in args.meta_from.split(",") if c], task_features=features)
+                            meta_from=[c for c in args.meta_from.split(",") if c], task_features=features,
+                            objectives=objectives, constraints=constraints,
+                            cheap=[c for c in args.cheap.split(",") if c])
         for row in summary:
             print(f"{row['strategy']:>10} {row['budget']:>4} {row['mean']:8.3f} ± {row['std']:.3f}  regret {row['regret']:.3f}")
     elif args.command == "meta":
@@ -208,6 +217,25 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return inspect.main(args)
     return 0
+
+
+def _pair(text: str, option: str) -> tuple[str, str]:
+    from nas.config import ConfigError
+
+    column, _, direction = text.rpartition(":")
+    if direction not in ("max", "min") or not column:
+        raise ConfigError(f"{option} {text!r}: expected COLUMN:max or COLUMN:min")
+    return column, direction
+
+
+def _bound(text: str) -> tuple[str, str, float]:
+    from nas.config import ConfigError
+
+    column, bound, value = (text.rsplit(":", 2) + ["", ""])[:3] if text.count(":") >= 2 else (text, "", "")
+    try:
+        return column, _pair(f"{column}:{bound}", "--constraint")[1], float(value)
+    except ValueError:
+        raise ConfigError(f"--constraint {text!r}: expected COLUMN:max:VALUE or COLUMN:min:VALUE") from None
 
 
 def _yaml_mapping(text: str) -> dict:

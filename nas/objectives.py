@@ -288,19 +288,25 @@ def rank_and_crowding(values: Sequence[Sequence[float]], violations: Sequence[fl
     return [(ranks[i], spread[i]) for i in range(len(values))]
 
 
+def nondominated(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the non-dominated points (signed, larger is better), in their
+    order; of equal points the first. O(n x front): a point is only dominated by
+    points that sort before it lexicographically, from largest."""
+    order = sorted(range(len(points)), key=lambda i: (tuple(-x for x in points[i]), i))
+    kept: list[int] = []
+    for i in order:
+        p = points[i]
+        if not any(tuple(points[j]) == tuple(p) or dominates(points[j], p) for j in kept):
+            kept.append(i)
+    return sorted(kept)
+
+
 def pareto_rows(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective],
                 constraints: Sequence[Constraint] = ()) -> list[Any]:
     """The feasible, ok, non-dominated rows, in their order; of rows with equal values the first."""
     ok = [r for r in rows if r.get("status") == "ok" and feasible(r, constraints)
           and all(math.isfinite(v) for v in values(r, objectives))]
-    vals = [values(r, objectives) for r in ok]
-    front, seen = [], set()
-    for i, r in enumerate(ok):
-        if vals[i] in seen or any(dominates(vals[j], vals[i]) for j in range(len(ok))):
-            continue
-        seen.add(vals[i])
-        front.append(r)
-    return front
+    return [ok[i] for i in nondominated([values(r, objectives) for r in ok])]
 
 
 # -- hypervolume ---------------------------------------------------------------------
@@ -326,6 +332,35 @@ def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -
         if p[0] > below:
             volume += (p[0] - below) * hypervolume([q[1:] for q in pts[: k + 1]], reference[1:])
     return volume
+
+
+def hypervolume_gains(front: Sequence[Sequence[float]], candidates: Sequence[Sequence[float]],
+                      reference: Sequence[float]) -> list[float]:
+    """What each candidate alone would add to the front's hypervolume above
+    `reference` (signed points). Two objectives: exactly, all candidates at once
+    along the front's staircase; more: one exact hypervolume per candidate."""
+    if len(reference) != 2:
+        base = hypervolume(front, reference)
+        return [hypervolume([*front, c], reference) - base for c in candidates]
+    r0, r1 = reference
+    steps = sorted(((p[0] - r0, p[1] - r1) for p in front if p[0] > r0 and p[1] > r1), key=lambda p: -p[0])
+    # The staircase the front dominates: height h_k between x_{k+1} and x_k.
+    edges, heights, best = [math.inf], [0.0], 0.0
+    for x, y in steps:
+        edges.append(x)
+        best = max(best, y)
+        heights.append(best)
+    edges.append(0.0)
+    gains = []
+    for c in candidates:
+        x, y = c[0] - r0, c[1] - r1
+        gain = 0.0
+        for k, h in enumerate(heights):
+            width = min(x, edges[k]) - edges[k + 1]
+            if width > 0 and y > h:
+                gain += width * (y - h)
+        gains.append(gain)
+    return gains
 
 
 def front_hypervolume(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective],

@@ -24,6 +24,24 @@ def one_hot(genomes: Sequence[Sequence[int]] | np.ndarray, cardinalities: Sequen
     return x
 
 
+# Pairs of genes are features only for spaces of at most this many genes (nb201
+# has 6: 375 pair columns); a chain of 30 genes would have thousands.
+PAIR_GENES = 8
+
+
+def pair_hot(genomes: Sequence[Sequence[int]] | np.ndarray, cardinalities: Sequence[int]) -> np.ndarray:
+    """Indicators of each pair of genes' values (gene i = a and gene j = b, i < j):
+    what an additive model of genes misses, e.g. two edges that are `none` together."""
+    g = np.asarray(genomes, dtype=int).reshape(len(genomes), len(cardinalities))
+    parts = []
+    for i in range(len(cardinalities)):
+        for j in range(i + 1, len(cardinalities)):
+            pair = np.zeros((len(g), cardinalities[i] * cardinalities[j]))
+            pair[np.arange(len(g)), g[:, i] * cardinalities[j] + g[:, j]] = 1.0
+            parts.append(pair)
+    return np.concatenate(parts, 1) if parts else np.zeros((len(g), 0))
+
+
 class RidgeSystem:
     """x'Wx and x'W(y - offset) of a ridge fit, W = diag(weights) (uniform by default),
     offset the weighted mean of y."""
@@ -37,7 +55,7 @@ class RidgeSystem:
 
     def solve(self, ridge: float, columns: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """(coefficients of `columns` (default all), offset): predict x[:, columns] @ coefficients + offset."""
-        if columns is None:
-            columns = np.arange(len(self.rhs))
+        if columns is None:  # every column: no copy of the normal equations to take
+            return np.linalg.solve(self.gram + ridge * np.eye(len(self.rhs)), self.rhs), self.offset
         gram = self.gram[np.ix_(columns, columns)] + ridge * np.eye(len(columns))
         return np.linalg.solve(gram, self.rhs[columns]), self.offset

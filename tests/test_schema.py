@@ -18,7 +18,8 @@ from nas.spaces.chain import ACTIVATIONS, LAYER_TYPES
 from nas.spaces.nb201 import ALL_OPS
 from nas.strategies import STRATEGIES
 from nas.strategies.genetic import CROSSOVERS, SELECTIONS
-from nas.strategies.local_search import GUIDES, RESTARTS
+from nas.strategies.local_search import RESTARTS
+from nas.strategies.predictor import GUIDES
 from nas.strategies.mutation import MUTATIONS
 from nas.strategies.reinforce.gradient import FORMULATIONS, REWARDS
 from nas.strategies.reinforce.controllers import CONTROLLERS

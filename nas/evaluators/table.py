@@ -220,11 +220,17 @@ class TableEvaluator(Evaluator):
             return [str(self.cfg["path"])]
         return [str(t["path"]) for t in self.cfg.get("tables") or []]
 
+    def table(self) -> Table:
+        """The joined tables, read once per evaluator (the propose step asks per genome)."""
+        if not hasattr(self, "_table"):
+            self._table = table_for(self.cfg)
+        return self._table
+
     def cheap_values(self, space: SearchSpace, genome: Genome) -> dict[str, float]:
-        table = table_for(self.cfg)
+        table = self.table()
         arch = space.to_string(genome)
         return {m: table.values[m].get(arch, math.nan) for m in self.cheap_metrics}
 
     def evaluate_generation(self, specs, out_dirs) -> list[Evaluation]:
-        table = table_for(self.cfg)
+        table = self.table()
         return [Evaluation(table.metrics(spec["arch"])) for spec in specs]

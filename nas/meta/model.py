@@ -53,10 +53,9 @@ import numpy as np
 from nas import layout
 from nas.io import ArtefactError, CorruptArtefact, read_json, write_json
 from nas.meta.knowledge import CLIP, Knowledge, read_knowledge
-from nas.ridge import RidgeSystem, one_hot
+from nas.ridge import PAIR_GENES, RidgeSystem, one_hot, pair_hot
 from nas.spaces import SearchSpace, SpaceError, make_space
 
-PAIR_GENES = 8
 # Encodings tried by the cross-validation, simplest first (ties go to the simpler).
 ENCODINGS: tuple[tuple[str, ...], ...] = (("genes",), ("genes", "task"), ("genes", "pairs"),
                                          ("genes", "pairs", "task"))
@@ -190,11 +189,7 @@ class MetaModel:
         unary = one_hot(g, cards)
         parts = [unary]
         if "pairs" in blocks and len(cards) <= PAIR_GENES:
-            for i in range(len(cards)):
-                for j in range(i + 1, len(cards)):
-                    pair = np.zeros((len(g), cards[i] * cards[j]))
-                    pair[np.arange(len(g)), g[:, i] * cards[j] + g[:, j]] = 1.0
-                    parts.append(pair)
+            parts.append(pair_hot(g, cards))
         if "task" in blocks and len(task):
             parts.append((unary[:, :, None] * task[None, None, :]).reshape(len(g), -1))
         return np.concatenate(parts, 1)

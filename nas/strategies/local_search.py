@@ -14,28 +14,43 @@ architecture found (iterated local search) instead of at random; `guide:
 predictor` tries neighbours in the order a linear predictor fitted on the
 evaluated architectures ranks them, and restarts at the predicted best new one
 of `pool` random architectures.
+
+Under several objectives it is Pareto local search (Paquete, Chiarandini &
+Stuetzle 2004): each generation evaluates not-yet-evaluated neighbours of the
+feasible front found so far (random ones when none is left). With `guide:
+predictor`, the n neighbours chosen are those whose predicted objective values
+add most to the front's hypervolume, one after the other (each chosen one's
+predicted point joins the front, so the batch spreads along it; with no gain
+left, the one predicted best on the first objective). An objective the run
+knows without evaluating (params, FLOPs) enters with its true value, the
+others through ridge regressions on one-hot genes and, for spaces of few
+genes, gene pairs. The state is the history itself.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
 
+from nas.objectives import hypervolume_gains, ideal_and_nadir, nondominated
 from nas.options import choice, integer
-from nas.spaces.base import SearchSpace
+from nas.ridge import PAIR_GENES
+from nas.spaces.base import Genome, SearchSpace
 from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError, fittest, key_of, known
-from nas.strategies.predictor import LinearPredictor
+from nas.strategies.predictor import GUIDES, LinearPredictor
 
 RESTARTS = ("random", "kick")
-GUIDES = ("none", "predictor")
 # The trace of a restart point: update() moves there even if it is worse.
 RESTART = "restart"
+# The reference point of a predicted hypervolume gain lies this far (as a share
+# of the range) beyond the nadir, so that a new extreme point counts.
+MARGIN = 0.1
 
 
 class LocalSearch(Strategy):
     name = "ls"
-    multi_objective = False  # a climb compares two candidates by one number
 
     def __init__(
         self, space: SearchSpace, population: int, restart: str = "random", kick: int = 3, guide: str = "none",
@@ -53,12 +68,15 @@ class LocalSearch(Strategy):
     def propose(
         self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
     ) -> list[Proposal]:
+        if len(self.objectives) > 1:
+            return self._pareto(history, n, rng)
         current = state.get("current")
         if current is None:
             return [self._restart(p) for p in self.initial(n, history, rng)]
         by_arch = {e.arch: e for e in history}
         here = self._climb(Evaluated.from_json(current), by_arch)
-        fresh = [g for g in self.space.neighbours(here.genome) if self.space.to_string(g) not in by_arch]
+        fresh = [g for g in self.space.neighbours(here.genome) if self.space.to_string(g) not in by_arch
+                 and (self.feasible is None or self.feasible(g))]
         if not fresh:  # a local optimum: every neighbour is known and none is better
             return [self._restart(p) for p in self.fill(n, known(history), rng, self._restart_from(history))]
         order = self._order(fresh, history, rng)[:n]
@@ -100,7 +118,8 @@ class LocalSearch(Strategy):
                 # The predicted best new one of `pool` random architectures: screening costs no query.
                 pool = [self.space.sample(rng) for _ in range(self.pool)]
                 for i in np.argsort(-predictor.predict(pool), kind="stable"):
-                    if self.space.to_string(pool[i]) not in evaluated:
+                    if self.space.to_string(pool[i]) not in evaluated and (
+                            self.feasible is None or self.feasible(pool[i])):
                         return pool[i], "random", ()
                 return pool[0], "random", ()
 
@@ -119,7 +138,68 @@ class LocalSearch(Strategy):
     def _restart(p: Proposal) -> Proposal:
         return Proposal(p.genome, p.arch, p.origin, p.parents, RESTART)
 
+    # -- several objectives: Pareto local search ------------------------------------------
+
+    def _pareto(self, history: Sequence[Evaluated], n: int, rng: np.random.Generator) -> list[Proposal]:
+        evaluated = known(history)
+        good = [e for e in history if e.violation == 0 and all(math.isfinite(v) for v in e.values)]
+        front = [good[i] for i in nondominated([e.values for e in good])]
+        fresh: dict[str, tuple[Genome, str]] = {}
+        for member in front:
+            for g in self.space.neighbours(member.genome):
+                arch = self.space.to_string(g)
+                if arch not in evaluated and arch not in fresh and (self.feasible is None or self.feasible(g)):
+                    fresh[arch] = (g, member.key)
+        candidates = list(fresh.values())
+        order = [int(i) for i in rng.permutation(len(candidates))]
+        if self.guide == "predictor" and len(good) >= 2 and candidates:
+            order = self._by_gain([candidates[i][0] for i in order], good, front, n, order)
+        proposals = [Proposal(candidates[i][0], self.space.to_string(candidates[i][0]), "neighbour",
+                              (candidates[i][1],)) for i in order[:n]]
+        if len(proposals) < n:  # no front yet, or fewer untried neighbours than places
+            proposals += self.fill(n - len(proposals), evaluated | {p.arch for p in proposals}, rng, self._random)
+        return proposals
+
+    def _by_gain(self, genomes: list[Genome], good: Sequence[Evaluated], front: Sequence[Evaluated], n: int,
+                 order: list[int]) -> list[int]:
+        """`order` (indices of the candidates, whose genomes are `genomes` in that
+        order) resorted: the n that add most predicted hypervolume, one by one."""
+        predicted = self._predicted(genomes, good)
+        points = [m.values for m in front]
+        ideal, nadir = ideal_and_nadir([*points, *predicted])[0], ideal_and_nadir(points)[1]
+        span = [max(i - m, 1e-12) for i, m in zip(ideal, nadir)]
+
+        def scaled(p: Sequence[float]) -> tuple[float, ...]:
+            return tuple((x - m) / s + MARGIN for x, m, s in zip(p, nadir, span))
+
+        current = [scaled(p) for p in points]
+        candidates = [scaled(p) for p in predicted]
+        left, chosen = list(range(len(genomes))), []
+        while left and len(chosen) < n:
+            gains = hypervolume_gains(current, [candidates[k] for k in left], [0.0] * len(span))
+            k = max(range(len(left)), key=lambda j: (gains[j] > 0, gains[j], predicted[left[j]][0], -left[j]))
+            chosen.append(left.pop(k))
+            current.append(candidates[chosen[-1]])
+        return [order[k] for k in chosen + left]
+
+    def _predicted(self, genomes: list[Genome], good: Sequence[Evaluated]) -> list[tuple[float, ...]]:
+        """Signed objective values of the genomes: true where cheap, else predicted."""
+        cheap = [self.cheap(g) for g in genomes] if self.cheap is not None else [{} for _ in genomes]
+        pairs = len(self.space.cardinalities()) <= PAIR_GENES
+        columns = []
+        for k, objective in enumerate(self.objectives):
+            if all(objective["metric"] in c for c in cheap):
+                sign = 1.0 if objective["direction"] == "max" else -1.0
+                columns.append([sign * c[objective["metric"]] for c in cheap])
+            else:
+                model = LinearPredictor(self.space.cardinalities(), pairs=pairs).fit(
+                    [e.genome for e in good], [e.values[k] for e in good])
+                columns.append([float(v) for v in model.predict(genomes)])
+        return [tuple(row) for row in zip(*columns)]
+
     def update(self, state: dict[str, Any], results: Sequence[Evaluated]) -> dict[str, Any]:
+        if len(self.objectives) > 1:
+            return dict(state)  # Pareto local search reads the history alone
         if not results:
             return dict(state)
         best = fittest(results, 1)[0]
