@@ -4,6 +4,8 @@
 # make bench compare the strategies on the NAS-Bench-201 table (../shared/data)
 # make bench-meta  the same, cold and warm-started (+meta), each column the target
 #                  in turn and the other two the knowledge (leave one task out)
+# make bench-mo    several objectives and constraints on the accuracy and hardware
+#                  tables joined (docs/multiobjective.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -19,8 +21,12 @@ BUDGET     ?= 300
 META_STRATEGIES ?= random,ga,rea,ls,reinforce,random+meta,ga+meta,rea+meta,ls+meta,reinforce+meta
 META_BUDGET     ?= 50
 COLUMNS    := CIFAR10 CIFAR100 ImageNet
+HARDWARE   ?= ../shared/data/nb201_hardware.csv
+MO_STRATEGIES ?= random,nsga2,rea,ga,reinforce,ls
+MO_BUDGET     ?= 150
+CONSTRAINED_BUDGET ?= 100
 
-.PHONY: run test dry bench bench-meta clean
+.PHONY: run test dry bench bench-meta bench-mo clean
 
 # The pinned packages, then the project itself, editable: `nas` and the
 # `snakenas` command work from any folder and run this checkout's code.
@@ -51,6 +57,24 @@ bench-meta: $(ENV)
 	    --meta-from $${others%,} --task-features config/nb201_tasks.yaml \
 	    --strategies $(META_STRATEGIES) --seeds $(SEEDS) --budget $(META_BUDGET) --out results/bench-meta/$$m || exit 1; \
 	done
+
+# CIFAR-10 test error against params (known without a query) and against the
+# Eyeriss latency (measured: a query); then one accuracy under a params bound
+# (cheap) and one under a latency bound (measured).
+bench-mo: $(ENV)
+	@for t in $(TABLE) $(HARDWARE); do test -f $$t || { echo "bench-mo: $$t not found; set TABLE= and HARDWARE="; exit 2; }; done
+	$(BIN)/python -m nas bench --table $(TABLE) --table $(HARDWARE) \
+	  --objectives CIFAR10TestAccuracy200Epochs:max,CIFAR10ParamsM:min --cheap CIFAR10ParamsM \
+	  --strategies $(MO_STRATEGIES) --seeds $(SEEDS) --budget $(MO_BUDGET) --out results/bench-mo/params
+	$(BIN)/python -m nas bench --table $(TABLE) --table $(HARDWARE) \
+	  --objectives CIFAR10TestAccuracy200Epochs:max,CIFAR10EyerissLatencyMs:min \
+	  --strategies $(MO_STRATEGIES) --seeds $(SEEDS) --budget $(MO_BUDGET) --out results/bench-mo/eyeriss
+	$(BIN)/python -m nas bench --table $(TABLE) --table $(HARDWARE) \
+	  --metric CIFAR10TestAccuracy200Epochs --constraint CIFAR10ParamsM:max:0.4 --cheap CIFAR10ParamsM \
+	  --strategies $(MO_STRATEGIES) --seeds $(SEEDS) --budget $(CONSTRAINED_BUDGET) --out results/bench-mo/cifar10-params
+	$(BIN)/python -m nas bench --table $(TABLE) --table $(HARDWARE) \
+	  --metric CIFAR100TestAccuracy200Epochs --constraint CIFAR10EyerissLatencyMs:max:5 \
+	  --strategies $(MO_STRATEGIES) --seeds $(SEEDS) --budget $(CONSTRAINED_BUDGET) --out results/bench-mo/cifar100-eyeriss
 
 # The suite on CORES workers, a test file per worker (their module fixtures run
 # once); then the real-SLURM test on its own, since it starts and stops a cluster.

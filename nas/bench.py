@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from nas import layout
 from nas.config import ConfigError, load_config, resolve_runs
@@ -209,10 +210,12 @@ def one_search(task: tuple[str, int, int]) -> tuple[str, int, list[float]]:
 
 
 def _one_thread() -> None:
-    # Each worker is one search at a time: torch's own thread pool would only
-    # fight the other workers for the cores.
+    # Each worker is one search at a time: torch's and OpenBLAS's own thread
+    # pools would only fight the other workers for the cores (OpenBLAS's, forked
+    # busy, made the predictor's solves of ls ten times slower with 2 workers).
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+    threadpool_limits(1)
 
 
 def run_bench(

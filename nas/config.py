@@ -217,8 +217,12 @@ def _describe(error: jsonschema.ValidationError, where) -> str:
         return f"config key {key}: must be {sign} {error.validator_value}, got {value!r}"
     if kind == "anyOf":
         return f"config key {key}: {value!r} is not allowed (expected a number in [0, 1] or null)"
-    if kind == "minProperties" and error.validator_value == 1:
+    if kind == "minProperties" and error.validator_value == 1 and key.endswith("runs"):
         return f"config key {key}: is empty; name at least one run (runs: {{my-run: {{}}}})"
+    if kind == "minProperties" and ".constraints." in key:
+        return f"config key {key}: is empty; a constraint needs a bound: {{max: X}} and/or {{min: X}}"
+    if kind == "minProperties":
+        return f"config key {key}: is empty; give at least {error.validator_value} entry"
     if kind == "required":
         return f"config: {error.message} (at {key})"
     return f"config key {key}: {error.message}"
@@ -303,7 +307,8 @@ def _metric_problem(name: str, evaluator) -> str | None:
     except ObjectiveError as e:
         return str(e)
     if name not in evaluator.produces:
-        hint = " (set evaluator.latency: {} to measure latencies)" if name.startswith("latency") else ""
+        hint = " (set evaluator.latency: {} to measure latencies)" if (
+            name.startswith("latency") and "latency" in evaluator.options) else ""
         return f"evaluator {evaluator.name!r} does not produce {name!r}; it produces: {', '.join(evaluator.produces)}{hint}"
     if not known.selectable:
         return f"{name!r} is reported, never selected on ({known.description})"

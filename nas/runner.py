@@ -26,7 +26,8 @@ def strategy_for(run: dict[str, Any]) -> Strategy:
     strategy = make_strategy(run["strategy"], space, run["population"])
     strategy.objectives = objectives_of(run)
     evaluator = evaluator_for(run)
-    cheap = [c for c in constraints_of(run) if c["metric"] in evaluator.cheap_metrics]
+    strategy.constraints = constraints_of(run)
+    cheap = [c for c in strategy.constraints if c["metric"] in evaluator.cheap_metrics]
     if evaluator.cheap_metrics:
         strategy.cheap = functools.partial(evaluator.cheap_values, space)
     if cheap:

@@ -18,7 +18,7 @@ import numpy as np
 
 from nas import layout
 from nas.io import CorruptArtefact, read_json, write_json
-from nas.objectives import rank_and_crowding
+from nas.objectives import Constraint, rank_and_crowding
 from nas.registry import constructor_options
 from nas.spaces.base import Genome, SearchSpace
 from nas.strategies.operators import nsga2_select
@@ -67,7 +67,8 @@ class Evaluated:
         if len(self.values) > 1:
             out["values"] = [_json_value(v) for v in self.values]
         if self.violation:
-            out["violation"] = self.violation
+            # JSON has no infinity: a constrained metric without a value (infinitely far) is written "inf".
+            out["violation"] = self.violation if math.isfinite(self.violation) else "inf"
         return out
 
     @staticmethod
@@ -125,6 +126,8 @@ class Strategy(ABC):
         self.feasible: Callable[[Genome], bool] | None = None
         self.feasibility = ""
         self.cheap: Callable[[Genome], dict[str, float]] | None = None
+        # Every constraint of the run, cheap or measured (Evaluated.violation says how far a result breaks them).
+        self.constraints: list[Constraint] = []
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:

@@ -24,11 +24,18 @@ predicted point joins the front, so the batch spreads along it; with no gain
 left, the one predicted best on the first objective). An objective the run
 knows without evaluating (params, FLOPs) enters with its true value, the
 others through ridge regressions on one-hot genes and, for spaces of few
-genes, gene pairs. The state is the history itself.
+genes, gene pairs; with fewer untried neighbours than places, `pool` random
+architectures are screened with them. The state is the history itself.
+
+Under constraints the neighbourhood also holds every swap of two genes'
+values (same operations elsewhere: on nb201 the same parameter count), so the
+climb can move along a binding budget, and the guide tries the neighbours a
+ridge fit of the violations seen predicts to be feasible first.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Sequence
 
@@ -47,6 +54,8 @@ RESTART = "restart"
 # The reference point of a predicted hypervolume gain lies this far (as a share
 # of the range) beyond the nadir, so that a new extreme point counts.
 MARGIN = 0.1
+# A predicted violation above this (a share of the bound) counts as a breach.
+BREACH = 0.1
 
 
 class LocalSearch(Strategy):
@@ -75,7 +84,7 @@ class LocalSearch(Strategy):
             return [self._restart(p) for p in self.initial(n, history, rng)]
         by_arch = {e.arch: e for e in history}
         here = self._climb(Evaluated.from_json(current), by_arch)
-        fresh = [g for g in self.space.neighbours(here.genome) if self.space.to_string(g) not in by_arch
+        fresh = [g for g in self._neighbours(here.genome) if self.space.to_string(g) not in by_arch
                  and (self.feasible is None or self.feasible(g))]
         if not fresh:  # a local optimum: every neighbour is known and none is better
             return [self._restart(p) for p in self.fill(n, known(history), rng, self._restart_from(history))]
@@ -85,13 +94,47 @@ class LocalSearch(Strategy):
             proposals += self.fill(n - len(proposals), known(history) | {p.arch for p in proposals}, rng, self._random)
         return proposals
 
+    def _neighbours(self, genome: Genome) -> list[Genome]:
+        """The space's one-gene neighbours; under constraints also every swap of
+        two genes' values: where the budget binds, a one-gene change mostly crosses
+        it (one more convolution), while a swap moves an operation to another
+        place at the same cost, along the boundary where the best feasible cells lie."""
+        out = self.space.neighbours(genome)
+        if not self.constraints:
+            return out
+        seen = {self.space.canonical(genome), *out}
+        for i, j in itertools.combinations(range(len(genome)), 2):
+            if genome[i] == genome[j] or self.space.cardinalities()[i] != self.space.cardinalities()[j]:
+                continue
+            child = list(genome)
+            child[i], child[j] = genome[j], genome[i]
+            if self.space.is_valid(tuple(child)):
+                swapped = self.space.canonical(tuple(child))
+                if swapped not in seen:
+                    seen.add(swapped)
+                    out.append(swapped)
+        return out
+
     def _order(self, genomes: list, history: Sequence[Evaluated], rng: np.random.Generator) -> np.ndarray:
         """Indices of `genomes` in the order to try them: random, or predicted best first."""
         order = rng.permutation(len(genomes))
         if self.guide == "none":
             return order
-        predicted = self._predictor(history).predict([genomes[i] for i in order])
-        return order[np.argsort(-predicted, kind="stable")]
+        ordered = [genomes[i] for i in order]
+        predicted = self._predictor(history).predict(ordered)
+        breaks = self._predicted_breach(history, ordered)
+        return order[np.lexsort((-predicted, breaks))]
+
+    def _predicted_breach(self, history: Sequence[Evaluated], genomes: list[Genome]) -> np.ndarray:
+        """Whether each genome is predicted to break a measured constraint (1) or
+        not (0): a ridge fit of the violations seen, once some result broke one.
+        The guide tries predicted-feasible ones first, so that fewer queries are
+        spent on architectures whose measured cost rules them out."""
+        if not any(e.violation > 0 for e in history):
+            return np.zeros(len(genomes))
+        model = LinearPredictor(self.space.cardinalities()).fit(
+            [e.genome for e in history], [e.violation for e in history])
+        return (model.predict(genomes) > BREACH).astype(float)
 
     def _predictor(self, history: Sequence[Evaluated]) -> LinearPredictor:
         return LinearPredictor(self.space.cardinalities()).fit([e.genome for e in history], [e.fitness for e in history])
@@ -99,7 +142,7 @@ class LocalSearch(Strategy):
     def _climb(self, here: Evaluated, by_arch: dict[str, Evaluated]) -> Evaluated:
         """Follow the best known better neighbour until there is none."""
         while True:
-            better = [by_arch[a] for a in map(self.space.to_string, self.space.neighbours(here.genome))
+            better = [by_arch[a] for a in map(self.space.to_string, self._neighbours(here.genome))
                       if a in by_arch and key_of(by_arch[a]) > key_of(here)]
             if not better:
                 return here
@@ -117,7 +160,7 @@ class LocalSearch(Strategy):
             def screened(rng: np.random.Generator):
                 # The predicted best new one of `pool` random architectures: screening costs no query.
                 pool = [self.space.sample(rng) for _ in range(self.pool)]
-                for i in np.argsort(-predictor.predict(pool), kind="stable"):
+                for i in np.lexsort((-predictor.predict(pool), self._predicted_breach(history, pool))):
                     if self.space.to_string(pool[i]) not in evaluated and (
                             self.feasible is None or self.feasible(pool[i])):
                         return pool[i], "random", ()
@@ -146,16 +189,24 @@ class LocalSearch(Strategy):
         front = [good[i] for i in nondominated([e.values for e in good])]
         fresh: dict[str, tuple[Genome, str]] = {}
         for member in front:
-            for g in self.space.neighbours(member.genome):
+            for g in self._neighbours(member.genome):
                 arch = self.space.to_string(g)
                 if arch not in evaluated and arch not in fresh and (self.feasible is None or self.feasible(g)):
                     fresh[arch] = (g, member.key)
+        if self.guide == "predictor" and len(fresh) < n:
+            # Too few untried neighbours: screen `pool` random architectures as well.
+            for _ in range(self.pool):
+                g = self.space.sample(rng)
+                arch = self.space.to_string(g)
+                if arch not in evaluated and arch not in fresh and (self.feasible is None or self.feasible(g)):
+                    fresh[arch] = (g, "")
         candidates = list(fresh.values())
         order = [int(i) for i in rng.permutation(len(candidates))]
         if self.guide == "predictor" and len(good) >= 2 and candidates:
             order = self._by_gain([candidates[i][0] for i in order], good, front, n, order)
-        proposals = [Proposal(candidates[i][0], self.space.to_string(candidates[i][0]), "neighbour",
-                              (candidates[i][1],)) for i in order[:n]]
+        proposals = [Proposal(candidates[i][0], self.space.to_string(candidates[i][0]),
+                              "neighbour" if candidates[i][1] else "random",
+                              (candidates[i][1],) if candidates[i][1] else ()) for i in order[:n]]
         if len(proposals) < n:  # no front yet, or fewer untried neighbours than places
             proposals += self.fill(n - len(proposals), evaluated | {p.arch for p in proposals}, rng, self._random)
         return proposals

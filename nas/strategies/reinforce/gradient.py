@@ -19,6 +19,7 @@ from torch import nn
 
 from nas import layout
 from nas.io import ArtefactError, CorruptArtefact, atomic_write_bytes, write_json
+from nas.objectives import nondominated_ranks
 from nas.options import choice, integer, number
 from nas.spaces.base import Genome, SearchSpace
 from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError, fittest, known
@@ -26,7 +27,7 @@ from nas.strategies.reinforce.controllers import CONTROLLERS, LSTMController, ML
 from nas.strategies.reinforce.edit import EDIT_METHODS, STOP, EditActions, EditPolicy, StepBatch, can_stop
 
 FORMULATIONS = ("generate", "edit")
-REWARDS = ("weighted", "mnas")
+REWARDS = ("weighted", "mnas", "pareto")
 INIT_SEED = 0
 PRETRAIN_LR = 0.01
 EPS = 1e-8
@@ -248,8 +249,9 @@ class Reinforce(Strategy):
     def _rewards(self, results: Sequence[Evaluated]) -> list[float]:
         """One number per result: the primary objective under one objective; under
         several, MnasNet's soft constraint acc * (cost / target) ** w (Tan et al.
-        2019; `reward: mnas`) or the mean of the objectives min-max normalised over
-        the batch (`reward: weighted`). A failed or infeasible result gets the
+        2019; `reward: mnas`), the mean of the objectives min-max normalised over
+        the batch (`reward: weighted`), or 1 - rank / fronts by the batch's own
+        non-dominated sorting (`reward: pareto`). A failed or infeasible result gets the
         batch's worst reward of a feasible one (0 when there is none)."""
         good = [i for i, r in enumerate(results) if math.isfinite(r.fitness) and r.violation == 0]
         if len(self.objectives) <= 1:
@@ -258,6 +260,12 @@ class Reinforce(Strategy):
             signs = [1.0 if o["direction"] == "max" else -1.0 for o in self.objectives]
             raw = {i: signs[0] * results[i].values[0]
                    * (signs[1] * results[i].values[1] / self.reward_target) ** self.reward_exponent for i in good}
+        elif self.reward == "pareto":
+            # Every candidate on the batch's own front scores 1, the next front less:
+            # no weighting of the objectives, so the policy is not pulled to one end.
+            ranks = nondominated_ranks([results[i].values for i in good])
+            depth = max(ranks, default=0) + 1
+            raw = {i: 1.0 - rank / depth for i, rank in zip(good, ranks)}
         else:
             columns = list(zip(*(results[i].values for i in good))) if good else []
             spans = [(min(c), max(c)) for c in columns]
