@@ -743,3 +743,26 @@ def test_reinforce_pareto_reward_is_the_batch_front_rank():
     results.append(Evaluated("gen_001/c05", "b", (0,) * 6, 9.0, values=(9.0, -9.0), violation=0.5))
     # fronts: {(3,-1)}, {(2,-2), (1,-1)}, {(1,-3)}, {(0.5,-3)}: 1 - rank / 4; infeasible: the worst
     assert strategy._rewards(results) == [1.0, 0.5, 0.75, 0.75, 0.25, 0.25]
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "nb201_hardware.csv").exists(), reason="the NB201 tables are not here")
+@pytest.mark.parametrize("cost, size", [("CIFAR10ParamsM", 14), ("CIFAR10EyerissLatencyMs", 19)])
+def test_the_benchmark_true_fronts_have_the_sizes_the_issue_measured(cost, size):
+    """A cross-check on real data where it is at hand: CIFAR-10 accuracy against a cost
+    column, by nondominated() and by a 2-D sweep (best accuracy so far, cost ascending)."""
+    import csv
+    with open(SHARED_DATA / "nb201_accuracy.csv") as f:
+        acc = {r["ArchitectureString"]: float(r["CIFAR10TestAccuracy200Epochs"]) for r in csv.DictReader(f)}
+    with open(SHARED_DATA / "nb201_hardware.csv") as f:
+        spend = {r["ArchitectureString"]: float(r[cost]) for r in csv.DictReader(f)}
+    points = sorted({(acc[a], -spend[a]) for a in acc})
+    front = {points[i] for i in nondominated(points)}
+    swept, best = set(), -INF
+    for c, a in sorted(((-p[1], p[0]) for p in points), key=lambda t: (t[0], -t[1])):
+        if a > best:
+            swept.add((a, -c))
+            best = a
+    assert front == swept and len(front) == size
