@@ -20,7 +20,7 @@ from nas import layout
 from nas.evaluators import EvaluatorError, evaluator_class, evaluator_for
 from nas.evaluators.recipe import TRAINING_DEFAULTS
 from nas.io import CorruptArtefact, read_yaml
-from nas.objectives import ObjectiveError, constraints_of, metric, resolve, violation
+from nas.objectives import ObjectiveError, constraints_of, describe_constraints, metric, resolve
 from nas.options import unknown_option
 from nas.spaces import SPACES, SpaceError, make_space
 from nas.strategies import StrategyError, make_strategy, strategy_class
@@ -346,11 +346,10 @@ def _constraints(bounds: dict[str, dict[str, float]] | None, evaluator, space, f
         if "min" in bound and "max" in bound and bound["min"] > bound["max"]:
             fail(["constraints", name], f"min {bound['min']} is above max {bound['max']}")
         out[name] = {k: bound[k] for k in ("min", "max") if k in bound}
-    cheap = {m: b for m, b in out.items() if m in evaluator.cheap_metrics}
-    genomes = space.all_genomes() if cheap else None
-    if genomes is not None:
-        constraints = constraints_of({"constraints": cheap})
-        if not any(violation(evaluator.cheap_values(space, g), constraints) == 0 for g in genomes):
-            fail(["constraints"], f"no architecture of space {space.name!r} meets "
-                 + ", ".join(f"{m} {', '.join(f'{k} {v:g}' for k, v in b.items())}" for m, b in cheap.items()))
+    constraints = constraints_of({"constraints": out})
+    meets = evaluator.cheap_feasible(space, constraints)
+    genomes = space.all_genomes() if meets is not None else None
+    if genomes is not None and not any(map(meets, genomes)):
+        fail(["constraints"], f"no architecture of space {space.name!r} meets "
+             f"{describe_constraints(evaluator.cheap_constraints(constraints))}")
     return out

@@ -300,14 +300,15 @@ def front_columns(scans: Sequence[RunScan]) -> dict[str, str]:
         if s.several:
             groups.setdefault(tuple(o["metric"] + o["direction"] for o in s.objectives), []).append(s)
     for members in groups.values():
-        points = [values(r, members[0].objectives) for s in members for r in s.front]
+        fronts = {s.name: s.front for s in members}  # sorted once per run: the front of a front is itself
+        points = [values(r, members[0].objectives) for front in fronts.values() for r in front]
         if not points:
             cells.update({s.name: "0" for s in members})
             continue
         ideal, nadir = ideal_and_nadir(points)
         for s in members:
-            hv = front_hypervolume(s.rows, s.objectives, s.constraints, ideal, nadir)
-            cells[s.name] = f"{len(s.front)} / {hv:.3f}"
+            hv = front_hypervolume(fronts[s.name], s.objectives, s.constraints, ideal, nadir)
+            cells[s.name] = f"{len(fronts[s.name])} / {hv:.3f}"
     return cells
 
 
@@ -501,10 +502,10 @@ def overview_html(scan: RunScan) -> str:
               _count(best.get("params")), _count(best.get("flops")), scan.evaluations_to_best()]],
         ))
     if scan.several:
-        metrics = [o["metric"] for o in scan.objectives]
-        parts.append(f"<h2>Feasible front ({len(scan.front)} candidates)</h2>")
+        metrics, front = [o["metric"] for o in scan.objectives], scan.front
+        parts.append(f"<h2>Feasible front ({len(front)} candidates)</h2>")
         parts.append(_html_table(["generation", "candidate", "arch", *metrics], [
-            [r["generation"], r["candidate"], r["arch"], *(_num(r.get(m)) for m in metrics)] for r in scan.front]))
+            [r["generation"], r["candidate"], r["arch"], *(_num(r.get(m)) for m in metrics)] for r in front]))
     columns = ("candidate", "arch", "status", *scores, "params", "flops", "train_seconds", "origin", "parents")
     for g in scan.generations:
         rows = [r for r in scan.rows if r["generation"] == g]

@@ -209,6 +209,12 @@ def feasible(row: Mapping[str, Any], constraints: Sequence[Constraint]) -> bool:
     return violation(row, constraints) == 0.0
 
 
+def describe_constraints(constraints: Sequence[Constraint]) -> str:
+    """The constraints as a person reads them: `params min 1500, max 9000, latency_ms max 4`."""
+    return ", ".join(f"{c['metric']} " + ", ".join(f"{k} {c[k]:g}" for k in ("min", "max") if k in c)
+                     for c in constraints)
+
+
 # -- Pareto fronts (Deb et al. 2002, "A fast and elitist multiobjective genetic algorithm: NSGA-II") --
 
 

@@ -118,7 +118,7 @@ def pareto_summary(run: dict[str, Any], rows: Sequence[dict[str, Any]], generati
                               "hypervolume": round(front_hypervolume(upto, objectives, constraints, ideal, nadir), 6)})
     return {
         "size": len(front),
-        "hypervolume": round(front_hypervolume(rows, objectives, constraints, ideal, nadir), 6),
+        "hypervolume": round(front_hypervolume(front, objectives, constraints, ideal, nadir), 6),
         "ideal": {o["metric"]: natural(v, o) for o, v in zip(objectives, ideal)},
         "nadir": {o["metric"]: natural(v, o) for o, v in zip(objectives, nadir)},
         "front": [{"arch": r["arch"], "generation": int(r["generation"]), "candidate": r["candidate"],
@@ -127,10 +127,11 @@ def pareto_summary(run: dict[str, Any], rows: Sequence[dict[str, Any]], generati
     }
 
 
-def plot_pareto(rows: Sequence[dict[str, Any]], objectives, constraints, title: str, path: str | Path) -> None:
+def plot_pareto(rows: Sequence[dict[str, Any]], objectives, front: Sequence[dict[str, Any]], title: str,
+                path: str | Path) -> None:
     """The first objective against the second (one objective: against params, when
     the rows have them, else against the evaluation), every candidate coloured by
-    generation, infeasible ones marked x, the feasible front drawn."""
+    generation, infeasible ones marked x, `front` (rows of `rows`) drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,8 +155,6 @@ def plot_pareto(rows: Sequence[dict[str, Any]], objectives, constraints, title: 
             xs, ys, gs = zip(*pts)
             points = ax.scatter(xs, ys, c=gs, cmap="viridis", s=16, marker=marker, alpha=0.75,
                                 vmin=0, vmax=max(int(r["generation"]) for r in rows), label=status)
-    front = pareto_rows(rows, objectives, constraints) if len(objectives) > 1 else \
-        [r for r in [best_row(rows, objectives)] if r is not None]
     index = {id(r): i for i, r in enumerate(rows)}
     if front:
         pts = sorted((x_of(index[id(r)], r), _number(r[y_metric])) for r in front)
@@ -202,7 +201,8 @@ def report(rdir: str | Path, generations: int) -> dict[str, Any]:
     write_tsv(layout.history(rdir), columns(run), rows)
     summary = summarise(run, rows, generations)
     write_json(layout.summary(rdir), summary)
-    best = best_row(rows, objectives_of(run))
+    objectives, constraints = objectives_of(run), constraints_of(run)
+    best = best_row(rows, objectives)
     if best is not None:
         g, c = int(best["generation"]), best["candidate"]
         spec = read_yaml(layout.spec(rdir, g, c))
@@ -212,12 +212,11 @@ def report(rdir: str | Path, generations: int) -> dict[str, Any]:
     else:
         write_yaml(layout.best(rdir), {"run": run["name"], "note": "no candidate finished with status ok"})
     title = f"{run['name']}: {run['strategy']['name']} on {run['space']['name']}"
-    plot_progress(rows, objectives_of(run), title, layout.progress_plot(rdir))
-    objectives, constraints = objectives_of(run), constraints_of(run)
-    front = pareto_rows(rows, objectives, constraints) if len(objectives) > 1 else \
-        [r for r in [best_row(rows, objectives)] if r is not None]
+    plot_progress(rows, objectives, title, layout.progress_plot(rdir))
+    # Under one objective the front is the best candidate alone.
+    front = pareto_rows(rows, objectives, constraints) if len(objectives) > 1 else [r for r in [best] if r is not None]
     write_tsv(layout.pareto_table(rdir), columns(run), front)
-    plot_pareto(rows, objectives, constraints, title, layout.pareto_plot(rdir))
+    plot_pareto(rows, objectives, front, title, layout.pareto_plot(rdir))
     write_overview(rdir, run, rows, generations)
     return summary
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from nas import search
 from nas.evaluators import evaluator_for
 from nas.meta.warm import apply
-from nas.objectives import constraints_of, objectives_of, violation
+from nas.objectives import constraints_of, describe_constraints, objectives_of
 from nas.spaces import make_space
 from nas.strategies import Evaluated, Strategy, make_strategy
 
@@ -27,12 +27,11 @@ def strategy_for(run: dict[str, Any]) -> Strategy:
     strategy.objectives = objectives_of(run)
     evaluator = evaluator_for(run)
     strategy.constraints = constraints_of(run)
-    cheap = [c for c in strategy.constraints if c["metric"] in evaluator.cheap_metrics]
     if evaluator.cheap_metrics:
         strategy.cheap = functools.partial(evaluator.cheap_values, space)
-    if cheap:
-        strategy.feasible = lambda genome: violation(evaluator.cheap_values(space, genome), cheap) == 0
-        strategy.feasibility = ", ".join(f"{c['metric']} {k} {c[k]:g}" for c in cheap for k in ("min", "max") if k in c)
+    strategy.feasible = evaluator.cheap_feasible(space, strategy.constraints)
+    if strategy.feasible is not None:
+        strategy.feasibility = describe_constraints(evaluator.cheap_constraints(strategy.constraints))
     return apply(strategy, run)
 
 

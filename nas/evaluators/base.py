@@ -27,9 +27,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
-from nas.objectives import Metric, register
+from nas.objectives import Constraint, Metric, register, violation
 from nas.options import unknown_option
 from nas.tasks import Task
 
@@ -126,6 +126,19 @@ class Evaluator(ABC):
     def cheap_values(self, space: "SearchSpace", genome: "Genome") -> dict[str, float]:
         """The cheap metrics of a genome, without evaluating it."""
         return {}
+
+    def cheap_constraints(self, constraints: Sequence[Constraint]) -> list[Constraint]:
+        """Those of the constraints that bound a cheap metric."""
+        return [c for c in constraints if c["metric"] in self.cheap_metrics]
+
+    def cheap_feasible(self, space: "SearchSpace", constraints: Sequence[Constraint]
+                       ) -> Callable[["Genome"], bool] | None:
+        """Whether a genome meets the constraints on cheap metrics, known without
+        evaluating it; None when no constraint is on a cheap metric."""
+        cheap = self.cheap_constraints(constraints)
+        if not cheap:
+            return None
+        return lambda genome: violation(self.cheap_values(space, genome), cheap) == 0
 
     def evaluate(self, spec: dict[str, Any], out_dir: str | Path | None = None, checkpoint: bool = False) -> Evaluation:
         return self.evaluate_generation([spec], [out_dir])[0]

@@ -137,7 +137,7 @@ class Strategy(ABC):
         """Refuse objectives this strategy cannot serve (StrategyError)."""
         if len(objectives) > 1 and not self.multi_objective:
             raise StrategyError(f"strategy {self.name!r} optimises one objective; {len(objectives)} are given "
-                                "(choose nsga2, rea, ga, random or reinforce for several)")
+                                "(choose nsga2, rea, ga, random, ls or reinforce for several)")
 
     def options(self) -> dict[str, Any]:
         """The options this strategy was built with, every default filled in (run.yaml),

@@ -103,8 +103,9 @@ class LocalSearch(Strategy):
         if not self.constraints:
             return out
         seen = {self.space.canonical(genome), *out}
+        cards = self.space.cardinalities()
         for i, j in itertools.combinations(range(len(genome)), 2):
-            if genome[i] == genome[j] or self.space.cardinalities()[i] != self.space.cardinalities()[j]:
+            if genome[i] == genome[j] or cards[i] != cards[j]:
                 continue
             child = list(genome)
             child[i], child[j] = genome[j], genome[i]
