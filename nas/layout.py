@@ -10,7 +10,11 @@ the workflow and the code can never disagree on a path.
     results/{run}/gen_{g}/table.tsv             one row per candidate of g
     results/{run}/gen_{g}/state/state.json      strategy state after g (policy.pt: reinforce's weights)
     results/{run}/history.tsv, summary.json, best.yaml, progress.png, pareto.tsv, pareto.png,
-                  overview.html, task.json
+                  importance.tsv, importance.png, architecture.png, overview.html, task.json
+    results/{run}/gen_{g}/evals/{c}/repeats/r{i}/  each finished training of a candidate (training.repeats > 1)
+    results/{run}/final/                        final.yaml, candidates/{k}.yaml, evals/{k}/, final.tsv,
+                                                weights.pt, model.pt, model.onnx, model.pt2, model.yaml,
+                                                architecture.png, card.html (the `final:` step)
     results/meta/                               model.json, knowledge.tsv, tasks.json, build.log
     BENCH_OUT/                                  curves.tsv, summary.tsv, curves.png (meta/: its meta-model)
 """
@@ -76,6 +80,12 @@ def epochs(rdir: str | Path, g: int | str, c: int | str) -> str:
     return epochs_in(eval_dir(rdir, g, c))
 
 
+def repeat_dir(eval_dir: str | Path, i: int) -> str:
+    """One finished training of a candidate trained `training.repeats` times, kept
+    beside its metrics so that a re-run trains only the missing ones."""
+    return f"{eval_dir}/repeats/r{i}"
+
+
 def checkpoint_in(eval_dir: str | Path) -> str:
     """Training checkpoint of one candidate (execution.checkpoints), beside its metrics."""
     return f"{eval_dir}/checkpoint.pt"
@@ -133,8 +143,86 @@ def progress_plot(rdir: str | Path) -> str:
     return f"{rdir}/progress.png"
 
 
+def importance_table(rdir: str | Path) -> str:
+    """How much each choice at each position moves the objective (the run's history)."""
+    return f"{rdir}/importance.tsv"
+
+
+def importance_plot(rdir: str | Path) -> str:
+    return f"{rdir}/importance.png"
+
+
+def architecture_plot(folder: str | Path) -> str:
+    """A picture of an architecture: the run's best (in the run folder) or the final winner (in final/)."""
+    return f"{folder}/architecture.png"
+
+
 def overview(rdir: str | Path) -> str:
     return f"{rdir}/overview.html"
+
+
+# -- the final model (rules/final.smk) ---------------------------------------------------
+
+
+def final_dir(rdir: str | Path) -> str:
+    return f"{rdir}/final"
+
+
+def final_name(k: int | str) -> str:
+    """The k-th of the run's top candidates, re-trained (k00 the best at search time)."""
+    return f"k{k:02d}" if isinstance(k, int) else str(k)
+
+
+def final_config(rdir: str | Path) -> str:
+    """The run's `final:` section, defaults filled: changing it re-runs the final step only."""
+    return f"{final_dir(rdir)}/final.yaml"
+
+
+def final_candidates_dir(rdir: str | Path) -> str:
+    return f"{final_dir(rdir)}/candidates"
+
+
+def final_spec(rdir: str | Path, k: int | str) -> str:
+    return f"{final_candidates_dir(rdir)}/{final_name(k)}.yaml"
+
+
+def final_eval_dir(rdir: str | Path, k: int | str) -> str:
+    return f"{final_dir(rdir)}/evals/{final_name(k)}"
+
+
+def final_table(rdir: str | Path) -> str:
+    """Each re-trained candidate: mean and std of every metric, its search-time score beside."""
+    return f"{final_dir(rdir)}/final.tsv"
+
+
+def final_weights(folder: str | Path) -> str:
+    """The winner's trained weights with what they were trained from, kept before
+    any export so that a failed export does not cost the training."""
+    return f"{folder}/weights.pt"
+
+
+def model_state(folder: str | Path) -> str:
+    """The exported model's state dict (torch.load(..., weights_only=True))."""
+    return f"{folder}/model.pt"
+
+
+def model_onnx(folder: str | Path) -> str:
+    return f"{folder}/model.onnx"
+
+
+def model_program(folder: str | Path) -> str:
+    """The exported model as a torch.export ExportedProgram (torch.export.load)."""
+    return f"{folder}/model.pt2"
+
+
+def model_card(folder: str | Path) -> str:
+    """What the exported model is and how to load it (architecture, input, classes, metrics)."""
+    return f"{folder}/model.yaml"
+
+
+def card_html(folder: str | Path) -> str:
+    """The model card as a page: final table, architecture, operation importance."""
+    return f"{folder}/card.html"
 
 
 def task_json(rdir: str | Path) -> str:

@@ -17,7 +17,7 @@ from tests.helpers import REPO
 PACKAGE = REPO / "nas"
 # What an import inside a function may bring in: libraries whose import costs
 # seconds or pulls in a tree the light steps must not pay for.
-HEAVY = ("torch", "torchvision", "matplotlib", "jsonschema", "sklearn", "scipy", "PIL")
+HEAVY = ("torch", "torchvision", "matplotlib", "jsonschema", "sklearn", "scipy", "PIL", "onnx", "onnxruntime", "onnxscript")
 # The command dispatcher imports each command's modules in its branch, so that
 # `train --shared-trainer` and `status` stay fast.
 DISPATCHER = "nas.cli"
