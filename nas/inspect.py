@@ -16,6 +16,7 @@ give a lower bound, shown as ">=N" (or "?" when there are none).
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 import re
@@ -251,6 +252,13 @@ def _num(value: Any) -> str:
     return f"{number:.2f}".rstrip("0").rstrip(".") if math.isfinite(number) else "-"
 
 
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _count(value: Any) -> str:
     try:
         number = float(value)
@@ -474,8 +482,66 @@ def _html_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
 
 
+def load_importance(path: str | Path, problems: list[str]) -> list[dict[str, Any]]:
+    """importance.tsv's rows with numbers as numbers (nas.importance's form); [] with a
+    problem named when the file is missing or unreadable."""
+    path = Path(path)
+    if not path.exists():
+        problems.append(f"{path}: missing (the report writes it)")
+        return []
+    rows = _load(problems, read_tsv, path)
+    try:
+        return [{**r, **{k: float(r[k]) for k in ("effect", "std", "low", "high")}, "count": int(r["count"])}
+                for r in rows or []]
+    except (KeyError, TypeError, ValueError):
+        problems.append(f"{path}: not an importance table (columns missing or malformed)")
+        return []
+
+
+def _png_html(path: Path, alt: str) -> str:
+    """The picture inline, as a data URI (relative links break inside Snakemake's
+    report); a line saying so when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return f"<p>{html.escape(alt)}: picture missing ({html.escape(str(path))}).</p>"
+    if not data.startswith(b"\x89PNG"):
+        return f"<p>{html.escape(alt)}: {html.escape(str(path))} is not a PNG picture.</p>"
+    src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return f'<p><img src="{src}" alt="{html.escape(alt)}" style="max-width:100%"></p>'
+
+
+def interpretability_html(architecture_png: Path, importance_rows: list[dict[str, Any]], importance_png: Path,
+                          metric: str) -> str:
+    """The architecture's picture and the run's operation importance (plot and table), as
+    an HTML fragment: the run's overview page and the final model's card both show it.
+    Never raises: a missing picture gives a line saying so."""
+    esc = html.escape
+    parts = ["<h2>Architecture picture</h2>", _png_html(Path(architecture_png), "architecture")]
+    parts.append("<h2>Operation importance</h2>")
+    if not importance_rows:
+        parts.append("<p>Too few evaluated candidates to say which choices moved the objective.</p>")
+        return "\n".join(parts)
+    first = importance_rows[0].get("position")
+    fitted = sum(_float(r.get("count")) for r in importance_rows if r.get("position") == first)
+    parts.append(
+        f"<p>How much each choice at each position moved <b>{esc(metric)}</b> against that position's "
+        f"average, from a ridge regression on one-hot genes over the search's {_count(fitted)} ok candidates; the "
+        "interval is the 5th to 95th percentile of the effect refitted on bootstrap resamples, and n how "
+        "many candidates had the choice. These are associations in what the search evaluated, not causes.</p>")
+    parts.append(_png_html(Path(importance_png), "operation importance"))
+    parts.append(_html_table(["position", "choice", f"effect on {label(metric)}", "90 % interval", "std", "n"], [
+        [r.get("position", "?"), r.get("choice", "?"), _num(r.get("effect")),
+         f"{_num(r.get('low'))} to {_num(r.get('high'))}" if math.isfinite(_float(r.get("low"))) else "-",
+         _num(r.get("std")), _count(r.get("count"))] for r in importance_rows]))
+    return "\n".join(parts)
+
+
 def overview_html(scan: RunScan) -> str:
-    """One page per run: settings, best architecture, and every generation's table."""
+    """One page per run: settings, best architecture (its picture too), the operation
+    importance of the search, and every generation's table. Pictures are read from the
+    run folder (architecture.png, importance.png, importance.tsv: the report writes them
+    first); a missing one is a line on the page, never an error."""
     esc = html.escape
     best = scan.best
     scores = score_columns(scan)
@@ -501,6 +567,9 @@ def overview_html(scan: RunScan) -> str:
             [[best["generation"], best["candidate"], *(_num(best.get(c)) for c in scores),
               _count(best.get("params")), _count(best.get("flops")), scan.evaluations_to_best()]],
         ))
+    importance = load_importance(layout.importance_table(scan.rdir), scan.problems)
+    parts.append(interpretability_html(Path(layout.architecture_plot(scan.rdir)), importance,
+                                       Path(layout.importance_plot(scan.rdir)), scan.metric))
     if scan.several:
         metrics, front = [o["metric"] for o in scan.objectives], scan.front
         parts.append(f"<h2>Feasible front ({len(front)} candidates)</h2>")

@@ -1,21 +1,28 @@
-"""A run's final artefacts: history.tsv, summary.json, best.yaml, progress.png, overview.html."""
+"""A run's final artefacts: history.tsv, summary.json, best.yaml, progress.png, pareto.tsv, pareto.png,
+importance.tsv, importance.png, architecture.png, overview.html."""
 
 from __future__ import annotations
 
 import math
 import statistics
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
+
+import numpy as np
 
 from nas import layout
 from nas.config import load_run
 from nas.evaluators import evaluator_for
+from nas.importance import COLUMNS as IMPORTANCE_COLUMNS
+from nas.importance import operation_importance
 from nas.inspect import RunScan, overview_html, table_row
 from nas.io import atomic_write_text, read_json, read_yaml, write_json, write_figure, write_tsv, write_yaml
 from nas.objectives import (
     best_row,
     best_so_far,
     constraints_of,
+    fitness,
     front_hypervolume,
     hypervolume_bounds,
     label,
@@ -25,7 +32,10 @@ from nas.objectives import (
     primary,
     values,
 )
-from nas.search import columns
+from nas.search import columns, evaluated
+from nas.seeding import int_seed
+from nas.spaces import make_space
+from nas.spaces.base import Genome, SearchSpace
 from nas.steps import load_history
 
 
@@ -195,6 +205,240 @@ def plot_progress(rows: Sequence[dict[str, Any]], objectives, title: str, path: 
     write_figure(path, fig)
 
 
+# -- interpretability: the best architecture's picture and the choices that moved the objective --
+
+
+def run_importance(run: dict[str, Any], rows: Sequence[dict[str, Any]], space: SearchSpace) -> list[dict[str, Any]]:
+    """Operation importance of the run's history (nas.importance): the primary objective
+    of each ok candidate, in its own units, against its genes. The bootstrap's seed is
+    the run's, so a report written again gives the same table."""
+    objectives = objectives_of(run)
+    scored = [(r, natural(fitness(r, objectives), objectives[0])) for r in rows]
+    scored = [(evaluated(r, objectives).genome, score) for r, score in scored if math.isfinite(score)]
+    return operation_importance([g for g, _ in scored], [s for _, s in scored], space,
+                                seed=int_seed(run["seed"], 0, "importance"))
+
+
+def plot_note(note: str, title: str, path: str | Path) -> None:
+    """A figure that says why there is nothing to draw (no ok candidate, too few scores)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2), dpi=100)
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, note, ha="center", va="center", wrap=True, color="0.3")
+    write_figure(path, fig)
+
+
+def _cell_edges(described: Any) -> list[tuple[int, int, str]] | None:
+    """(source, target, op) of a cell described as {"node1": ["op~0"], "node2": [...], ...}
+    (nodes numbered from 1, node0 the input); None when `described` is not of that form."""
+    if not isinstance(described, dict) or not described:
+        return None
+    edges = []
+    for name, incoming in described.items():
+        if not (isinstance(name, str) and name.startswith("node") and name[4:].isdigit()
+                and isinstance(incoming, list)):
+            return None
+        for edge in incoming:
+            op, sep, source = str(edge).rpartition("~")
+            if not sep or not source.isdigit() or int(source) >= int(name[4:]):
+                return None
+            edges.append((int(source), int(name[4:]), op))
+    return edges
+
+
+def _layer_text(layer: dict[str, Any]) -> str:
+    """A layer box's lines: its type, then each parameter (chain's named the way a reader says them)."""
+    lines = [str(layer.get("type", "layer")).replace("_", " ")]
+    for key, value in layer.items():
+        if key == "type":
+            continue
+        lines.append({"kernel": f"{value}x{value}", "filters": f"{value} filters",
+                      "stride": f"stride {value}", "activation": str(value)}.get(key, f"{key} {value}"))
+    return "\n".join(lines)
+
+
+# What carries nothing and what carries the input unchanged: drawn in grey and black, not in a colour.
+PLAIN = {"none": "0.7", "skip_connect": "0.15"}
+
+
+def _palette(space: Any, drawn: Sequence[str]) -> dict[str, str]:
+    """A colour per operation or layer type, in the order of the space's gene labels, so
+    that an operation has the same colour in every picture of the space."""
+    labels = space.gene_labels() if hasattr(space, "gene_labels") else []
+    names = [n for n in dict.fromkeys([*(v for _, values in labels for v in values), *drawn]) if n not in PLAIN]
+    return {**{name: f"C{i % 10}" for i, name in enumerate(names)}, **PLAIN}
+
+
+def _draw_cell(ax, edges: list[tuple[int, int, str]], colours: dict[str, str]) -> None:
+    """Nodes left to right, the input first and the output last; an edge between
+    neighbours is straight, a longer one an arc (even spans above, odd below, higher
+    with the span), each labelled with its op at its middle. `none` edges are faint
+    and dashed (they carry nothing); skip connections plain; the rest coloured by op."""
+    from matplotlib.patches import Circle, FancyArrowPatch
+
+    nodes = 1 + max(target for _, target, _ in edges)
+    circles = []
+    for node in range(nodes):
+        circle = Circle((node, 0), 0.16, facecolor="white", edgecolor="0.2", lw=1.5, zorder=3)
+        ax.add_patch(circle)
+        circles.append(circle)
+        ax.text(node, 0, str(node), ha="center", va="center", fontsize=11, zorder=4)
+        role = "input" if node == 0 else "output" if node == nodes - 1 else ""
+        if role:
+            ax.text(node, -0.24, role, ha="center", va="top", fontsize=9, color="0.3")
+    for source, target, op in edges:
+        span = target - source
+        rad = 0.0 if span == 1 else (-0.5 if span % 2 == 0 else 0.5)  # negative bends the arc upwards
+        faint = op == "none"
+        ax.add_patch(FancyArrowPatch(
+            (source, 0), (target, 0), patchA=circles[source], patchB=circles[target],
+            connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>", mutation_scale=14,
+            color=colours[op], lw=1.0 if faint else 1.8, linestyle="--" if faint else "-", zorder=2))
+        # The middle of arc3's quadratic curve lies rad * span / 2 below the chord.
+        y = -rad * span / 2
+        ax.text((source + target) / 2, y + (0.07 if span == 1 else 0.0), op, ha="center",
+                va="bottom" if span == 1 else "center", fontsize=9, color="0.55" if faint else colours[op],
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.9},
+                zorder=5)
+    ax.set_xlim(-0.5, nodes - 0.5)
+    ax.set_ylim(-0.25 * (nodes - 1) - 0.3, 0.25 * (nodes - 1) + 0.2)
+    ax.set_aspect("equal")
+
+
+def _draw_layers(ax, layers: list[dict[str, Any]], colours: dict[str, str]) -> None:
+    """The input, each layer as a box with its parameters, then the classification
+    head (global average pooling, linear), left to right with arrows between."""
+    from matplotlib.patches import FancyBboxPatch
+
+    boxes = ([("input", "0.85")] + [(_layer_text(layer), colours[str(layer.get("type"))]) for layer in layers]
+             + [("global\naverage\npooling", "0.85"), ("linear\n(classes)", "0.85")])
+    for i, (text, colour) in enumerate(boxes):
+        ax.add_patch(FancyBboxPatch((i * 1.4 - 0.5, -0.6), 1.0, 1.2, boxstyle="round,pad=0.04",
+                                    facecolor=colour, alpha=0.25 if colour != "0.85" else 0.6, edgecolor="0.3"))
+        ax.text(i * 1.4, 0, text, ha="center", va="center", fontsize=9)
+        if i:
+            ax.annotate("", (i * 1.4 - 0.52, 0), (i * 1.4 - 0.88, 0),
+                        arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1.2})
+    ax.set_xlim(-0.7, (len(boxes) - 1) * 1.4 + 0.7)
+    ax.set_ylim(-0.8, 0.8)
+    ax.set_aspect("equal")
+
+
+def plot_architecture(space: SearchSpace, genome: Genome, title: str, path: str | Path) -> None:
+    """A picture of `space.describe(genome)`, drawn by the form describe() returns:
+
+    - a dict of nodes {"node1": ["op~0"], "node2": ["op~0", "op~1"], ...}, each node's
+      incoming edges as "op~source" (node0 the input, the last node the output):
+      the cell as a DAG, an arrow per edge labelled with its operation (nb201);
+    - a list of layer dicts ({"type": ..., "kernel": ..., ...}): the layers in
+      order as boxes with their parameters, then the classification head (chain);
+    - anything else: the architecture string as text.
+
+    A new space gets a picture by returning one of the first two forms; the report
+    never fails for the third."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    described = space.describe(genome)
+    edges = _cell_edges(described)
+    layers = described if isinstance(described, list) and described and all(
+        isinstance(layer, dict) for layer in described) else None
+    if edges:
+        nodes = 1 + max(target for _, target, _ in edges)
+        fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * nodes), 1.2 + 0.75 * nodes), dpi=100)
+        _draw_cell(ax, edges, _palette(space, [op for _, _, op in edges]))
+    elif layers:
+        # About an inch per box: equal aspect then leaves no blank band under the boxes.
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * (len(layers) + 3) + 0.4), 2.4), dpi=100)
+        _draw_layers(ax, layers, _palette(space, [str(layer.get("type")) for layer in layers]))
+    else:
+        text = "\n".join(textwrap.wrap(space.to_string(genome), 90)) or "(empty)"
+        fig, ax = plt.subplots(figsize=(9, 1.2 + 0.25 * text.count("\n")), dpi=100)
+        ax.text(0.5, 0.5, text, ha="center", va="center", family="monospace", fontsize=9)
+    ax.axis("off")
+    ax.set_title(title)
+    fig.tight_layout()
+    write_figure(path, fig)
+
+
+def _informative(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The rows grouped by position, in order, without positions where every candidate
+    made the same choice (nothing to compare there: a chain's never-used slot)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["position"], []).append(r)
+    return [group for group in groups.values() if sum(_number(r["count"]) > 0 for r in group) > 1]
+
+
+def plot_importance(rows: Sequence[dict[str, Any]], metric_label: str, title: str, path: str | Path) -> None:
+    """Each choice's effect on the objective as a horizontal bar, its 90 % bootstrap
+    interval as an error bar, grouped under a label per position, with the zero line
+    (the position's average); blue bars raise the metric, red ones lower it. A choice
+    no candidate had is listed in grey without a bar; a position where every candidate
+    made the same choice is left out. No rows: a figure saying there were too few
+    evaluated candidates."""
+    groups = _informative(rows)
+    if not groups:
+        plot_note("too few evaluated candidates (or no choice that differs between them) "
+                  "for operation importance", title, path)
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ticks, names, bold, bars = [], [], [], []
+    y = 0
+    for group in groups:
+        ticks.append(y)
+        names.append(group[0]["position"])
+        bold.append(True)
+        y += 1
+        for r in group:
+            ticks.append(y)
+            names.append(f"{r['choice']}  (n={int(_number(r['count']))})")
+            bold.append(False)
+            bars.append((y, r))
+            y += 1
+        y += 0.5
+    height = y
+    fig, ax = plt.subplots(figsize=(7.5, 1.3 + 0.24 * height), dpi=100)
+    drawn = [(y, _number(r["effect"]), _number(r["low"]), _number(r["high"])) for y, r in bars
+             if math.isfinite(_number(r["effect"]))]
+    for y, r in bars:
+        if not math.isfinite(_number(r["effect"])):
+            ax.text(0, y, "  not evaluated", va="center", fontsize=8, color="0.6")
+    ys, effects, lows, highs = (np.array(column) for column in zip(*drawn))
+    # One call each for every bar and every interval: a run's table has up to a few hundred rows.
+    ax.barh(ys, effects, height=0.7, color=np.where(effects >= 0, "C0", "C3"), alpha=0.75)
+    known = np.isfinite(lows) & np.isfinite(highs)
+    ax.errorbar(effects[known], ys[known], xerr=[np.maximum(effects - lows, 0)[known],
+                                                np.maximum(highs - effects, 0)[known]],
+                fmt="none", ecolor="0.2", elinewidth=1, capsize=2.5)
+    ax.axvline(0, color="0.3", lw=1)
+    ax.set_yticks(ticks, names)
+    counts = {y: _number(r["count"]) for y, r in bars}
+    for tick, text, is_position in zip(ticks, ax.get_yticklabels(), bold):
+        if is_position:
+            text.set_fontweight("bold")
+        elif counts[tick] == 0:
+            text.set_color("0.6")
+        text.set_fontsize(9 if is_position else 8)
+    ax.set_ylim(height - 0.2, -0.8)  # the first position on top
+    ax.set_xlabel(f"effect on {metric_label} against the position's average (90 % bootstrap interval)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    write_figure(path, fig)
+
+
 def report(rdir: str | Path, generations: int) -> dict[str, Any]:
     run = load_run(rdir)
     rows = load_history(rdir, run, generations)
@@ -217,8 +461,32 @@ def report(rdir: str | Path, generations: int) -> dict[str, Any]:
     front = pareto_rows(rows, objectives, constraints) if len(objectives) > 1 else [r for r in [best] if r is not None]
     write_tsv(layout.pareto_table(rdir), columns(run), front)
     plot_pareto(rows, objectives, front, title, layout.pareto_plot(rdir))
+    write_interpretability(rdir, run, rows, best)
     write_overview(rdir, run, rows, generations)
     return summary
+
+
+def write_interpretability(rdir: str | Path, run: dict[str, Any], rows: Sequence[dict[str, Any]],
+                           best: dict[str, Any] | None) -> None:
+    """importance.tsv and importance.png from the run's history; architecture.png of its best candidate."""
+    space = make_space(run["space"])
+    objectives = objectives_of(run)
+    metric = primary(objectives)
+    importance = run_importance(run, rows, space)
+    write_tsv(layout.importance_table(rdir), IMPORTANCE_COLUMNS, importance)
+    # Every candidate has one choice at each position: the counts of one position sum to the candidates fitted.
+    fitted = sum(r["count"] for r in importance if r["position"] == importance[0]["position"]) if importance else 0
+    # The bars' colour is the effect's sign; the label says which sign is better.
+    lower_better = ", lower is better" if objectives[0]["direction"] == "min" else ""
+    plot_importance(importance, label(metric) + lower_better,
+                    f"{run['name']}: what moved {metric} ({fitted} ok candidates)", layout.importance_plot(rdir))
+    if best is None:
+        plot_note("no candidate finished with status ok", f"{run['name']}: best architecture",
+                  layout.architecture_plot(rdir))
+    else:
+        plot_architecture(space, evaluated(best, objectives).genome,
+                          f"{run['name']}: best architecture ({metric} {_number(best[metric]):g})",
+                          layout.architecture_plot(rdir))
 
 
 def write_overview(rdir: str | Path, run: dict[str, Any], rows: Sequence[dict[str, Any]], generations: int) -> None:

@@ -154,6 +154,9 @@ rule report:
         overview=report(layout.overview(RUN), caption="../report/overview.rst", category="{run}", labels={"run": "{run}", "result": "generation tables"}),
         pareto=report(layout.pareto_table(RUN), caption="../report/pareto_table.rst", category="{run}", labels={"run": "{run}", "result": "pareto front table"}),
         pareto_plot=report(layout.pareto_plot(RUN), caption="../report/pareto.rst", category="{run}", labels={"run": "{run}", "result": "pareto front"}),
+        importance=layout.importance_table(RUN),
+        importance_plot=report(layout.importance_plot(RUN), caption="../report/importance.rst", category="{run}", labels={"run": "{run}", "result": "operation importance"}),
+        architecture=report(layout.architecture_plot(RUN), caption="../report/architecture.rst", category="{run}", labels={"run": "{run}", "result": "best architecture picture"}),
     params:
         rdir=run_dir,
         generations=lambda wc: run_of(wc)["generations"],

@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from nas import layout
-from nas.inspect import scan_run
+from nas.inspect import interpretability_html, load_importance, scan_run
+from nas.io import read_tsv
+from nas.report import report
 from tests.helpers import nas_cli, snakemake, table_run, write_config, write_nb201_table
 
 
@@ -162,6 +164,49 @@ def test_overview_page_has_every_generation_and_the_best(finished):
     assert "<tr><td>c05</td>" in page  # generation 0 has 6 candidates
 
 
+def test_report_pictures_the_best_and_what_moved_the_objective(finished):
+    work, _ = finished
+    rdir = work / "results" / "rea"
+    rows = read_tsv(rdir / "importance.tsv")
+    assert list(rows[0]) == ["position", "choice", "effect", "std", "low", "high", "count"]
+    assert [(r["position"], r["choice"]) for r in rows[:3]] == [("node1<-node0", op) for op in
+                                                                 ("none", "skip_connect", "nor_conv_3x3")]
+    assert len(rows) == 6 * 3 and sum(int(r["count"]) for r in rows[:3]) == 14
+    for name in ("importance.png", "architecture.png"):
+        assert (rdir / name).read_bytes()[:4] == b"\x89PNG"
+    page = (rdir / "overview.html").read_text()
+    # both pictures inline (the Snakemake report breaks relative links), and the table
+    assert page.count('<img src="data:image/png;base64,') == 2 and "<td>node3&lt;-node2</td>" in page
+    assert "problem:" not in page
+
+
+def test_a_report_without_ok_candidates_says_so_in_its_pictures(copy):
+    rdir = copy / "results" / "rea"
+    for table in rdir.glob("gen_*/table.tsv"):
+        rows = list(csv.DictReader(table.open(), delimiter="\t"))
+        with table.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows({**r, "status": "diverged", "val_acc": "", "test_acc": ""} for r in rows)
+    report(rdir, 3)
+    assert (rdir / "importance.tsv").read_text() == "position\tchoice\teffect\tstd\tlow\thigh\tcount\n"
+    assert (rdir / "architecture.png").read_bytes()[:4] == b"\x89PNG"
+    page = (rdir / "overview.html").read_text()
+    assert "Too few evaluated candidates" in page and "No candidate finished with status ok" in page
+
+
+def test_the_interpretability_fragment_names_what_is_missing(copy, tmp_path):
+    problems: list[str] = []
+    assert load_importance(tmp_path / "importance.tsv", problems) == [] and "missing" in problems[0]
+    (tmp_path / "importance.tsv").write_text("position\tchoice\nnode1\tnone\n")  # a table of something else
+    assert load_importance(tmp_path / "importance.tsv", problems) == [] and "not an importance table" in problems[1]
+    rows = load_importance(copy / "results" / "rea" / "importance.tsv", problems)
+    (tmp_path / "broken.png").write_bytes(b"GIF89a")
+    fragment = interpretability_html(tmp_path / "nope.png", rows, tmp_path / "broken.png", "val_acc")
+    assert "architecture: picture missing" in fragment and "is not a PNG picture" in fragment
+    assert "effect on val_acc (%)" in fragment and fragment.count("<tr><td>node") == 18
+
+
 def test_snakemake_html_report(finished):
     work, config = finished
     snakemake(work, "--configfile", str(config), "--report", "report.html")
@@ -170,3 +215,5 @@ def test_snakemake_html_report(finished):
     for run in ("rea", "random"):
         assert summary(work, run)["best"]["arch"] in page
         assert f'"labels": {{"run": "{run}", "result": "progress plot"}}' in page
+        assert f'"labels": {{"run": "{run}", "result": "operation importance"}}' in page
+    assert "how much each choice at each position of" in page and "the best candidate's architecture, as" in page

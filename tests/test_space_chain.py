@@ -47,6 +47,15 @@ def test_describe_gives_one_dict_per_layer(space):
     ]
 
 
+def test_gene_labels_name_each_slot_s_five_genes(space):
+    labels = space.gene_labels()
+    assert len(labels) == 5 * space.max_layers
+    assert labels[:5] == [("layer1 type", ["none", "conv", "max_pool", "avg_pool"]), ("layer1 kernel", ["1", "3", "5"]),
+                          ("layer1 filters", ["16", "32", "64"]), ("layer1 stride", ["1", "2"]),
+                          ("layer1 activation", ["relu", "gelu", "silu"])]
+    assert labels[-1][0] == "layer6 activation"
+
+
 @pytest.mark.parametrize(
     "arch, problem",
     [

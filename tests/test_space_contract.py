@@ -131,6 +131,25 @@ def test_options_rebuild_the_same_space_and_describe_reads(cfg):
     assert space.describe(genome)
 
 
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=str)
+def test_gene_labels_name_every_gene_and_every_value(cfg):
+    space = make_space(cfg)
+    labels = space.gene_labels()
+    assert [len(values) for _, values in labels] == list(space.cardinalities())
+    assert len({position for position, _ in labels}) == len(labels)  # positions are told apart
+    assert all(len(set(values)) == len(values) for _, values in labels)
+
+
+def test_the_default_gene_labels_number_genes_and_values():
+    from nas.spaces.base import SearchSpace
+
+    class Tiny(SearchSpace):
+        cardinalities = lambda self: (2, 3)  # noqa: E731
+        to_string = from_string = build_backbone = cost = options = lambda self, *a: None  # noqa: E731
+
+    assert Tiny().gene_labels() == [("gene 0", ["0", "1"]), ("gene 1", ["0", "1", "2"])]
+
+
 def test_nb201_cost_matches_the_benchmark_s_published_sizes():
     """Architecture 0 of NAS-Bench-201 at C=16, N=5 on CIFAR-10: 0.129306 M params, 15.64737 M FLOPs."""
     space = make_space({"name": "nb201"})

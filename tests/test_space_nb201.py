@@ -53,6 +53,13 @@ def test_describe_lists_the_edges_into_each_node(space):
     }
 
 
+def test_gene_labels_name_the_edges_in_genome_order():
+    labels = NB201Space(ops=["none", "nor_conv_3x3"]).gene_labels()
+    assert [position for position, _ in labels] == [
+        "node1<-node0", "node2<-node0", "node2<-node1", "node3<-node0", "node3<-node1", "node3<-node2"]
+    assert all(values == ["none", "nor_conv_3x3"] for _, values in labels)
+
+
 @pytest.mark.parametrize(
     "arch, problem",
     [

@@ -14,6 +14,9 @@ the network:
     cost(genome, input_shape, classes)   {params, flops} of build()'s network,
                                          computed without torch
     describe(genome)                     a readable form of the architecture
+                                         (what nas.report's picture draws)
+    gene_labels()                        each gene's position and its values'
+                                         names (what the importance table says)
     options()                            the space's options, defaults filled in
 """
 
@@ -180,8 +183,21 @@ class SearchSpace(ABC):
         return tuple(range(1, len(self.cardinalities())))
 
     def describe(self, genome: Genome) -> Any:
-        """A human-readable form of the architecture for spec files."""
+        """A human-readable form of the architecture for spec files and pictures.
+
+        nas.report.plot_architecture draws it by its form: a dict of nodes
+        {"node1": ["op~0"], "node2": ["op~0", "op~1"], ...} (each node's incoming
+        edges, "op~source") as a cell DAG; a list of layer dicts ({"type", "kernel",
+        ...}) as a sequence of layers ending in the classification head; anything
+        else (this default: the architecture string) as text.
+        """
         return self.to_string(genome)
+
+    def gene_labels(self) -> list[tuple[str, list[str]]]:
+        """(position, names of its values in value order) for each gene: what the
+        operation-importance table and plot call a choice. The one home of these
+        names; this default says "gene i" and the values' numbers."""
+        return [(f"gene {i}", [str(v) for v in range(c)]) for i, c in enumerate(self.cardinalities())]
 
 
 def head_cost(channels: int, num_classes: int) -> dict[str, int]:

@@ -230,6 +230,17 @@ class ChainSpace(SearchSpace):
         """One dict per layer: type, kernel, stride, and for convs filters and activation."""
         return [self._layer_dict(layer) for layer in self.layers(self.check(genome))]
 
+    def gene_labels(self) -> list[tuple[str, list[str]]]:
+        """Five positions per slot, "layer<k> type" ... "layer<k> activation" (k from 1);
+        type's values are "none" (an empty slot) and the layer types, the others
+        the space's kernels, filters, strides and activations. In a canonical
+        genome a gene its layer does not use (a pool's filters, an empty slot's
+        kernel) holds its first value."""
+        names = (["none", *self.layer_types], [str(k) for k in self.kernels], [str(f) for f in self.filters],
+                 [str(s) for s in self.strides], list(self.activations))
+        return [(f"layer{slot + 1} {gene}", list(names[g])) for slot in range(self.max_layers)
+                for g, gene in enumerate(GENES)]
+
     def _layer_dict(self, layer: Layer) -> dict[str, Any]:
         kind = self._kind(layer)
         out: dict[str, Any] = {"type": kind, "kernel": self.kernels[layer[KERNEL]]}

@@ -96,6 +96,11 @@ class NB201Space(SearchSpace):
         edges = self._node_edges(self.check(genome))
         return {f"node{node}": node_edges for node, node_edges in enumerate(edges, start=1)}
 
+    def gene_labels(self) -> list[tuple[str, list[str]]]:
+        """One position per edge, named "node<target><-node<source>" in the arch
+        string's order; its values are the space's ops."""
+        return [(f"node{target}<-node{source}", list(self.ops)) for target, source in EDGES]
+
     def options(self) -> dict[str, Any]:
         return {"channels": self.channels, "cells_per_stage": self.cells_per_stage, "ops": list(self.ops)}
 
