@@ -53,6 +53,7 @@ report: "report/workflow.rst"
 
 include: "rules/search.smk"
 include: "rules/meta.smk"
+include: "rules/final.smk"
 
 
 rule all:
@@ -61,10 +62,13 @@ rule all:
             path(layout.run_dir(run))
             for run in RUNS
             for path in (layout.history, layout.summary, layout.best, layout.progress_plot, layout.pareto_table,
-                         layout.pareto_plot, layout.overview)
+                         layout.pareto_plot, layout.importance_table, layout.importance_plot,
+                         layout.architecture_plot, layout.overview)
         ],
         # Each run's task features: what makes its results knowledge for a
         # meta-model later (rules/meta.smk); the model itself where asked for.
         [layout.task_json(layout.run_dir(run)) for run in RUNS],
         META_TARGETS,
+        # The final model of each run with a `final:` section (rules/final.smk).
+        FINAL_TARGETS,
     default_target: True

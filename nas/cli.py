@@ -21,13 +21,17 @@ DEFAULT_CONFIG = layout.DEFAULT_CONFIG
 def _known_errors() -> tuple[type[Exception], ...]:
     from nas.config import ConfigError
     from nas.evaluators import EvaluatorError
+    from nas.final import FinalError
+    from nas.export import ExportError
     from nas.io import ArtefactError
     from nas.objectives import ObjectiveError
+    from nas.predict import PredictError
     from nas.spaces import SpaceError
     from nas.strategies import StrategyError
     from nas.tasks import TaskError
 
-    return (ConfigError, ArtefactError, EvaluatorError, ObjectiveError, SpaceError, StrategyError, TaskError)
+    return (ConfigError, ArtefactError, EvaluatorError, ObjectiveError, SpaceError, StrategyError, TaskError,
+            ExportError, FinalError, PredictError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,6 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("--features", default="{}", help="YAML mapping: the task's features")
     m.add_argument("--top", type=int, default=10)
 
+    p = sub.add_parser("final", help="the final model: re-train the top candidates, choose, export (rules/final.smk)")
+    final = p.add_subparsers(dest="final_command", required=True)
+    for name, text in (("propose", "write final/candidates/: the run's top candidates with the final recipe"),
+                       ("table", "write final/final.tsv from the re-trainings, the winner marked"),
+                       ("model", "train the winner for export; model.pt, model.pt2, model.onnx, model.yaml, card.html")):
+        f = final.add_parser(name, help=text)
+        f.add_argument("run_dir")
+
     p = sub.add_parser("status", help="progress of runs: generations, candidates ok/failed/pending, best so far")
     p.add_argument("run_dirs", nargs="*", metavar="RUN",
                    help="results/RUN or a run name (default: every run under results/)")
@@ -116,12 +128,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="compare.png", help="plot file (default compare.png)")
     p.add_argument("--config", default=None, help="config the runs came from, for the planned generations")
 
+    p = sub.add_parser("predict", help="classify image files with an exported final model",
+                       description="Print PATH<TAB>CLASS<TAB>PROBABILITY for each image: --top K lines per "
+                                   "image, most probable first. Uses model.onnx with onnxruntime (no torch) "
+                                   "unless --torch.")
+    p.add_argument("folder", metavar="FOLDER",
+                   help="the final model's folder (results/RUN/final: model.yaml and the exports)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, sized and coloured as model.yaml says")
+    p.add_argument("--torch", action="store_true", help="run model.pt with PyTorch instead of model.onnx")
+    p.add_argument("--top", type=int, default=1, metavar="K", help="the K most probable classes, a line each")
+
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
     except _known_errors() as e:
         print(f"error: {e}", file=sys.stderr)
-        if args.command in WORKFLOW_STEPS or getattr(args, "meta_command", None) in META_STEPS:
+        if (args.command in WORKFLOW_STEPS or getattr(args, "meta_command", None) in META_STEPS
+                or args.command == "final"):
             _move_aside_if_corrupt(e)
         return 2
 
@@ -208,6 +231,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{row['strategy']:>10} {row['budget']:>4} {row['mean']:8.3f} ± {row['std']:.3f}  regret {row['regret']:.3f}")
     elif args.command == "meta":
         _meta(args)
+    elif args.command == "final":
+        from nas import final
+
+        step = {"propose": final.propose, "table": final.table, "model": final.model}[args.final_command]
+        step(args.run_dir)
     elif args.command == "report":
         from nas.report import report
 
@@ -216,6 +244,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from nas import inspect
 
         return inspect.main(args)
+    elif args.command == "predict":
+        from nas.predict import predict
+
+        for result in predict(args.folder, args.images, use_torch=args.torch, top=args.top):
+            for name, probability in result["classes"]:
+                print(f"{result['image']}\t{name}\t{probability:.4f}")
     return 0
 
 

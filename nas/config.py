@@ -31,7 +31,7 @@ SCHEMA_PATH = REPO / "config" / "schema.yaml"
 
 # Keys that never change what a search finds: they are left out of run.yaml,
 # so raising `generations` extends a finished run instead of redoing it.
-NOT_FROZEN = ("generations", "resources", "reference_point")
+NOT_FROZEN = ("generations", "resources", "reference_point", "final")
 
 # A run name is its folder, results/<name>: only characters that cannot form a
 # path separator, a parent reference or a hidden folder. Keep in step with the
@@ -268,11 +268,16 @@ def _resolved(run: dict[str, Any], where: Callable[[list], list]) -> dict[str, A
         fail(["task"], str(e))
     except EvaluatorError as e:
         fail(["evaluator", *([e.key] if e.key else [])], str(e))
+    if run["training"]["repeats"] > 1 and evaluator.deterministic:
+        fail(["training", "repeats"], f"{run['training']['repeats']} trainings per candidate, but evaluator "
+             f"{evaluator.name!r} is deterministic (every repeat would give the same metrics); set repeats: 1")
     if run["resources"]["gpu_model"] and run["resources"]["gpus"] < 1:
         fail(["resources", "gpu_model"], f"{run['resources']['gpu_model']!r} asks for a GPU type, "
              "but resources.gpus is 0; set gpus to 1 or more")
     objectives = _objectives(run.get("objectives"), evaluator, strategy, fail)
     constraints = _constraints(run.get("constraints"), evaluator, space, fail)
+    if run.get("final") is not None:
+        run["final"] = _final(run["final"], run, evaluator, objectives, fail)
     for name in run.get("reference_point") or {}:
         if name not in [o["metric"] for o in objectives]:
             fail(["reference_point", name], f"{name!r} is not an objective of the run "
@@ -297,6 +302,31 @@ def _resolved(run: dict[str, Any], where: Callable[[list], list]) -> dict[str, A
             out["objectives"] = objectives
             if constraints:
                 out["constraints"] = constraints
+    return out
+
+
+def _final(final: dict[str, Any], run: dict[str, Any], evaluator, objectives, fail) -> dict[str, Any]:
+    """The `final:` section complete: epochs and pick rule resolved, so that final.yaml
+    says exactly what the final step does."""
+    if evaluator.deterministic:
+        fail(["final"], f"evaluator {evaluator.name!r} looks architectures up, it trains no network: "
+             "there is no model to re-train or export; use evaluator: train")
+    out = dict(final)
+    if out["epochs"] is None:
+        out["epochs"] = run["training"]["epochs"]
+    rule = out["pick"]
+    if len(objectives) == 1:
+        if rule is not None:
+            fail(["final", "pick"], f"{rule!r} chooses among several objectives; this run has one "
+                 f"({objectives[0]['metric']}): its top candidates are its best by it; leave pick out")
+    else:
+        rule = out["pick"] = rule or "knee"
+        way, _, name = rule.partition(":")
+        if rule != "knee" and (way not in ("max", "min") or not name):
+            fail(["final", "pick"], f"{rule!r}: use max:METRIC, min:METRIC or knee")
+        if rule != "knee" and name not in evaluator.produces:
+            fail(["final", "pick"], f"{name!r} is not a metric of evaluator {evaluator.name!r} "
+                 f"({', '.join(evaluator.produces)})")
     return out
 
 

@@ -13,9 +13,10 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import yaml
 
@@ -34,11 +35,23 @@ class CorruptArtefact(ArtefactError):
         self.path = Path(path)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes its file readable by its owner only; an artefact (a result, an
+# exported model) gets the mode any new file gets here, as `open` would give it.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -152,3 +165,18 @@ def read_tsv(path: str | os.PathLike) -> list[dict[str, str]]:
         if None in row or any(v is None for v in row.values()):
             raise CorruptArtefact(path, f"line {i} has a different number of cells than the header")
     return rows
+
+
+def write_dir(target: str | Path, fill: Callable[[Path], None]) -> None:
+    """Let `fill` write a fresh folder, then move it into place in one rename."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        fill(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -405,6 +405,25 @@ def pick(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective], con
     return max(front, key=lambda r: (sign * _number(r.get(name)), -front.index(r)))
 
 
+def top_rows(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective], constraints: Sequence[Constraint],
+             k: int, rule: str | None = None) -> list[Any]:
+    """The k rows a final re-training takes, best first: under one objective the
+    fittest ok and feasible rows (the earliest wins a tie); under several, `rule`'s
+    pick from the feasible front, then its pick from the front of the rest, and so on."""
+    if len(objectives) == 1:
+        ok = [r for r in rows if r.get("status") == "ok" and feasible(r, constraints)
+              and math.isfinite(fitness(r, objectives))]
+        return sorted(ok, key=lambda r: -fitness(r, objectives))[:k]
+    left, out = list(rows), []
+    while len(out) < k:
+        chosen = pick(left, objectives, constraints, rule or "knee")
+        if chosen is None:
+            break
+        out.append(chosen)
+        left = [r for r in left if r is not chosen]
+    return out
+
+
 def hypervolume_bounds(front: Sequence[Sequence[float]], objectives: Sequence[Objective],
                        reference_point: Mapping[str, float] | None = None) -> tuple[tuple, tuple]:
     """(ideal, nadir), signed, that a run's hypervolume is normalised by: the front's

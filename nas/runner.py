@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from nas import search
 from nas.evaluators import evaluator_for
+from nas.evaluators.repeats import evaluate_repeated
 from nas.meta.warm import apply
 from nas.objectives import constraints_of, describe_constraints, objectives_of
 from nas.spaces import make_space
@@ -50,7 +51,7 @@ def run_in_process(
         evaluator = evaluator_for(run)
 
         def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
-            return evaluator.evaluate(spec).metrics
+            return evaluate_repeated(evaluator, spec).metrics
 
     strategy = strategy_for(run)
     objectives, constraints = objectives_of(run), constraints_of(run)

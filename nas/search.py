@@ -26,7 +26,7 @@ TRAILING_COLUMNS = ("origin", "parents", "genome", "seed")
 
 def columns(run: Mapping[str, Any]) -> tuple[str, ...]:
     """Columns of the run's generation tables and history.tsv, in order."""
-    return (*LEADING_COLUMNS, *evaluator_for(run).columns, *TRAILING_COLUMNS)
+    return (*LEADING_COLUMNS, *evaluator_for(run).table_columns, *TRAILING_COLUMNS)
 
 
 def propose(

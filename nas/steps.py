@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import socket
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nas import layout, search
 from nas.config import candidates_in, load_run
 from nas.evaluators import Evaluation, Evaluator, evaluator_for
-from nas.io import CorruptArtefact, read_json, read_tsv, read_yaml, write_json, write_tsv, write_yaml
+from nas.evaluators.repeats import evaluate_repeated, write_evaluation
+from nas.io import CorruptArtefact, read_json, read_tsv, read_yaml, write_dir, write_tsv, write_yaml
 from nas.objectives import constraints_of, objectives_of
 from nas.runner import strategy_for
 from nas.strategies import Strategy
@@ -50,21 +49,6 @@ def load_history(rdir: str | Path, run: dict[str, Any], generations: int) -> lis
     return rows
 
 
-def _write_dir(target: str | Path, fill: Callable[[Path], None]) -> None:
-    """Let `fill` write a fresh folder, then move it into place in one rename."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        fill(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     run = load_run(rdir)
     strategy = strategy_for(run)
@@ -77,7 +61,7 @@ def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
         for spec in specs:
             write_yaml(folder / f"{spec['candidate']}.yaml", spec)
 
-    _write_dir(layout.candidates_dir(rdir, generation), write_specs)
+    write_dir(layout.candidates_dir(rdir, generation), write_specs)
     for s in specs:
         print(f"{s['candidate']} {s['origin']:<18} {s['arch']}", file=sys.stderr)
     return specs
@@ -97,7 +81,7 @@ def evaluate(spec_path: str | Path, out_dir: str | Path, checkpoint: bool = Fals
     epoch and resumes from one it finds there."""
     spec = read_spec(spec_path)
     evaluator = evaluator_for(spec)
-    result = evaluator.evaluate(spec, out_dir, checkpoint)
+    result = evaluate_repeated(evaluator, spec, out_dir, checkpoint, log=_stderr)
     _write_evaluation(spec, result, out_dir, evaluator)
     return result.metrics
 
@@ -117,12 +101,14 @@ def evaluate_generation(rdir: str | Path, generation: int) -> list[dict[str, Any
 
 
 def _write_evaluation(spec: dict[str, Any], result: Evaluation, out_dir: str | Path, evaluator: Evaluator) -> None:
-    """epochs.csv, then metrics.json: a metrics file is there only once its epochs are."""
-    metrics = {**result.metrics, "job": _where_it_ran()}
-    write_tsv(layout.epochs_in(out_dir), evaluator.epoch_columns, result.epochs)
-    write_json(layout.metrics_in(out_dir), metrics)
+    """epochs.csv, then metrics.json, with where the job ran."""
+    metrics = write_evaluation(out_dir, result, evaluator.epoch_columns, {"job": _where_it_ran()})
     print(f"{spec.get('candidate', '')} {metrics['status']} {evaluator.primary} {metrics.get(evaluator.primary)}",
           file=sys.stderr)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _where_it_ran() -> dict[str, Any]:
@@ -147,5 +133,5 @@ def aggregate(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     strategy = strategy_for(run)
     rows, new_state = search.aggregate(run, state_before(rdir, strategy, generation), specs, metrics, strategy)
     write_tsv(layout.table(rdir, generation), search.columns(run), rows)
-    _write_dir(layout.state_dir(rdir, generation), lambda folder: strategy.save_state(new_state, folder))
+    write_dir(layout.state_dir(rdir, generation), lambda folder: strategy.save_state(new_state, folder))
     return rows

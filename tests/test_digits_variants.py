@@ -141,6 +141,10 @@ def test_the_family_experiment_config_passes_the_check(tmp_path):
     sources = {r["task_id"] for n, r in runs.items() if n.startswith("src-")}
     assert len(targets) == 2 and len(sources) == 4 and not targets & sources
     assert all(runs[n]["warm_start"]["model"] == "results/meta" for n in runs if "-warm-" in n)
+    # Searches average 2 trainings a candidate; each target run re-trains its top 3 with 3 fresh seeds.
+    assert all(r["training"]["repeats"] == 2 for r in runs.values())
+    assert all((r.get("final") or {}).get("top") == (3 if "-s" in n and not n.startswith("src-") else None)
+               for n, r in runs.items())
 
 
 def test_the_family_oracle_reruns_the_warm_runs_from_the_target_s_own_cells(tmp_path):

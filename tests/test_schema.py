@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from nas.evaluators import EVALUATORS
-from nas.evaluators.recipe import DEVICES, OPTIMIZERS, SCHEDULES
+from nas.evaluators.recipe import DEVICES, OPTIMIZERS, SCHEDULES, TRAIN_ON
 from nas.objectives import DIRECTIONS
 from nas.spaces import SPACES
 from nas.spaces.chain import ACTIVATIONS, LAYER_TYPES
@@ -30,6 +30,7 @@ from tests.helpers import REPO
 RUN = "$defs.run.properties"
 HOMES = {
     f"{RUN}.space.properties.name": SPACES,
+    f"{RUN}.final.properties.train_on": TRAIN_ON,
     f"{RUN}.space.properties.ops.items": ALL_OPS,
     f"{RUN}.space.properties.layer_types.items": LAYER_TYPES,
     f"{RUN}.space.properties.activations.items": ACTIVATIONS,

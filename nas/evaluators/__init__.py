@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from nas.evaluators.base import COST_COLUMNS, Evaluation, Evaluator, EvaluatorError
+from nas.evaluators.base import COST_COLUMNS, Evaluation, Evaluator, EvaluatorError, repeats_of
 from nas.registry import lookup
 
 EVALUATORS: dict[str, str] = {
@@ -26,7 +26,7 @@ def evaluator_for(settings: Mapping[str, Any]) -> Evaluator:
     """The evaluator of a run or a candidate spec (both hold `evaluator` and `task`)."""
     cfg = settings["evaluator"]
     options = {k: v for k, v in cfg.items() if k != "name"}
-    return evaluator_class(cfg.get("name"))(options, settings.get("task"))
+    return evaluator_class(cfg.get("name"))(options, settings.get("task"), repeats_of(settings))
 
 
 __all__ = ["COST_COLUMNS", "EVALUATORS", "Evaluation", "Evaluator", "EvaluatorError", "evaluator_class",

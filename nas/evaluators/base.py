@@ -12,6 +12,10 @@ sections and is used in two places:
                         None where the evaluator has its own task (a table)
       columns           what metrics.json holds, in table order: status, the
                         task's metrics, then COST_COLUMNS
+      table_columns     columns, and with training.repeats > 1 each varying
+                        metric's std and the repeat count (nas/evaluators/repeats.py)
+      deterministic     the same spec always gives the same metrics (a table):
+                        repeats > 1 would only repeat them, and is refused
       primary           the default objective
       inputs()          files every evaluation reads (the workflow declares them)
   job time:
@@ -27,7 +31,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from nas.objectives import Constraint, Metric, register, violation
 from nas.options import unknown_option
@@ -46,6 +50,18 @@ LATENCY_BATCH = register("latency_batch_ms", "min", "ms", "time of one forward p
 LATENCY_CPU = register("latency_cpu_ms", "min", "ms", "time of one forward pass of one image on the CPU")
 # Columns every evaluator writes after the task's metrics: cost and bookkeeping.
 COST_COLUMNS = ("params", "flops", "train_seconds", "epochs", "device")
+# With training.repeats > 1 (nas/evaluators/repeats.py): after every other column,
+# each varying metric's std over the repeats, then how many repeats are ok.
+REPEATS_COLUMN = "repeats"
+
+
+def std_column(metric: str) -> str:
+    return f"{metric}_std"
+
+
+def repeats_of(settings: Mapping[str, Any]) -> int:
+    """How many trainings a run's (or a spec's) candidates get (training.repeats)."""
+    return int((settings.get("training") or {}).get("repeats", 1))
 
 
 def epoch_table_columns(measured: tuple[str, ...]) -> tuple[str, ...]:
@@ -84,9 +100,12 @@ class Evaluator(ABC):
     # met at propose time: `Strategy.feasible`).
     cheap_metrics: tuple[str, ...] = ()
 
-    def __init__(self, cfg: dict[str, Any], task: dict[str, Any] | None = None) -> None:
+    deterministic: ClassVar[bool] = False
+
+    def __init__(self, cfg: dict[str, Any], task: dict[str, Any] | None = None, repeats: int = 1) -> None:
         self.cfg = dict(cfg)
         self.task_cfg = dict(task or {})
+        self.repeats = repeats
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -101,6 +120,18 @@ class Evaluator(ABC):
     @property
     def columns(self) -> tuple[str, ...]:
         return ("status", *(m.name for m in self.metrics), *COST_COLUMNS)
+
+    @property
+    def varying_metrics(self) -> tuple[str, ...]:
+        """The metrics that differ from one training of a spec to the next (their
+        mean and std over repeats are written)."""
+        return tuple(m.name for m in self.metrics)
+
+    @property
+    def table_columns(self) -> tuple[str, ...]:
+        if self.repeats <= 1:
+            return self.columns
+        return (*self.columns, *(std_column(m) for m in self.varying_metrics), REPEATS_COLUMN)
 
     def check(self) -> None:
         unknown = unknown_option("evaluator", self.name, self.cfg, self.option_names())

@@ -7,9 +7,16 @@ from __future__ import annotations
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
+# What a final model trains on (final.train_on): the training split, or the
+# training and validation splits together (then only test metrics mean anything).
+TRAIN_AND_VAL = "train+val"
+TRAIN_ON = ("train", TRAIN_AND_VAL)
 
 TRAINING_DEFAULTS = {
     "epochs": 10,
+    # Trainings per candidate, each with its own seed; the metrics are their mean
+    # (nas/evaluators/repeats.py). 1: one training, the columns of before.
+    "repeats": 1,
     "batch_size": 64,
     "eval_batch_size": 512,
     "optimizer": "sgd",

@@ -169,11 +169,12 @@ class TableEvaluator(Evaluator):
     options = {"path": None, "arch_column": None, "val_column": None, "test_column": None, "tables": None,
                "columns": None, "cheap": None}
     per_generation = True
+    deterministic = True
     metrics = ClassificationTask.metrics
     epoch_columns = epoch_table_columns(ClassificationTask.epoch_columns)
 
-    def __init__(self, cfg: dict[str, Any], task: dict[str, Any] | None = None) -> None:
-        super().__init__(cfg, task)
+    def __init__(self, cfg: dict[str, Any], task: dict[str, Any] | None = None, repeats: int = 1) -> None:
+        super().__init__(cfg, task, repeats)
         # metric -> its column as configured (no file is read for this)
         if self.cfg.get("columns"):
             self.mapped = {m: c if isinstance(c, str) else c["column"] for m, c in self.cfg["columns"].items()}

@@ -38,8 +38,8 @@ class TrainEvaluator(Evaluator):
     needs_torch = True
     cheap_metrics = ("params", "flops")
 
-    def __init__(self, cfg: dict[str, Any], task: dict[str, Any] | None = None) -> None:
-        super().__init__(cfg, task)
+    def __init__(self, cfg: dict[str, Any], task: dict[str, Any] | None = None, repeats: int = 1) -> None:
+        super().__init__(cfg, task, repeats)
         self.task = task_for(self.task_cfg)
         self.metrics = self.task.metrics
         self.epoch_columns = epoch_table_columns(self.task.epoch_columns)
@@ -52,6 +52,10 @@ class TrainEvaluator(Evaluator):
         if self.latency is None:
             return ()
         return ("latency_ms", "latency_batch_ms", *(("latency_cpu_ms",) if self.latency.get("cpu") else ()))
+
+    @property
+    def varying_metrics(self) -> tuple[str, ...]:
+        return (*super().varying_metrics, *self._latency_metrics())
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ pickle), and one that is unreadable or of another spec is ignored.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 import hashlib
 import os
@@ -37,7 +38,7 @@ from torch.utils.data import DataLoader
 from nas import layout
 from nas.evaluators.base import Evaluation, Evaluator
 from nas.evaluators.flops import count_flops, count_params
-from nas.evaluators.recipe import TRAINING_DEFAULTS
+from nas.evaluators.recipe import TRAIN_AND_VAL, TRAINING_DEFAULTS
 from nas.io import atomic_write_bytes
 from nas.spaces import make_space
 from nas.tasks import Task
@@ -269,6 +270,19 @@ def train(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path
     `checkpoint_dir` is where this training keeps a checkpoint after each
     epoch (execution.checkpoints), None for none; it is deleted once training ends.
     """
+    return _run(spec, evaluator, checkpoint_dir, log)[0]
+
+
+def train_model(spec: dict[str, Any], evaluator: Evaluator, train_on: str = "train",
+                log: Callable[[str], None] = _stderr) -> tuple[Evaluation, nn.Module | None, Any]:
+    """One training as `train` does, and the trained network (on the CPU, in eval
+    mode) with the splits it was trained from: the final model's."""
+    result, model, splits = _run(spec, evaluator, None, log, train_on)
+    return result, (model.cpu().eval() if model is not None else None), splits
+
+
+def _run(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path | None,
+         log: Callable[[str], None], train_on: str = "train") -> tuple[Evaluation, nn.Module | None, Any]:
     task = evaluator.data_task()
     recipe = {**TRAINING_DEFAULTS, **(spec.get("training") or {})}
     torch.set_num_threads(int(recipe["threads"]))
@@ -276,6 +290,9 @@ def train(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path
     space = make_space(spec["space"])
     genome = space.from_string(spec["arch"])
     splits = task.splits(int(spec["run_seed"]))
+    fitted = splits
+    if train_on == TRAIN_AND_VAL:
+        fitted = dataclasses.replace(splits, train=torch.utils.data.ConcatDataset([splits.train, splits.val]))
     torch.manual_seed(int(spec["seed"]))
     model = task.model(space, genome, splits.info)
     metrics: dict[str, Any] = dict.fromkeys(evaluator.columns, math.nan)
@@ -287,8 +304,10 @@ def train(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path
     start = time.perf_counter()
     try:
         model.to(device)
-        _train(model, task, splits, recipe, device, int(spec["seed"]), log, epochs, evaluator.epoch_columns, saver)
-        for split, data in (("val", splits.val), ("test", splits.test)):
+        _train(model, task, fitted, recipe, device, int(spec["seed"]), log, epochs, evaluator.epoch_columns, saver)
+        # Trained on the validation images too, the network's val metrics say nothing.
+        measured = (("test", splits.test),) if train_on == TRAIN_AND_VAL else (("val", splits.val), ("test", splits.test))
+        for split, data in measured:
             for measure, value in task.evaluate(model, _loader(task, data, recipe), device).items():
                 if f"{split}_{measure}" in metrics:
                     metrics[f"{split}_{measure}"] = value
@@ -316,4 +335,4 @@ def train(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path
             metrics[metric.name] = epochs[-1][metric.name] if epochs else math.nan
     metrics["train_seconds"] = round(time.perf_counter() - start, 3)
     metrics["epochs"] = len(epochs)
-    return Evaluation(metrics, epochs)
+    return Evaluation(metrics, epochs), (None if metrics["status"] == "oom" and device.type == "cuda" else model), splits

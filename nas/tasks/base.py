@@ -14,6 +14,8 @@ places of a search:
       to_device(batch), step(model, batch, recipe) -> (loss, stats)   per batch
       train_summary(loss_sum, sums)    the epoch's training columns
       evaluate(model, loader)      {measure: value} on one split
+  the final model: splits.preprocess and splits.classes say how an image
+  becomes an input and what each output means (nas/final.py, nas/predict.py)
 
 `metrics` are the task's columns of the tables and metrics.json, in order
 (val_* and test_* from `evaluate` on those splits, train_* from the last
@@ -63,6 +65,12 @@ class Splits:
     train: Any  # torch.utils.data.Dataset
     val: Any
     test: Any
+    # What the images went through, for a model used outside the search (the
+    # final model's card, `snakenas predict`): 8-bit pixels divided by `pixels`,
+    # resized to the input shape or not, then (x - mean) / std per channel.
+    preprocess: dict[str, Any] | None = None
+    # The name of each output index.
+    classes: tuple[str, ...] | None = None
 
 
 class Task(ABC):

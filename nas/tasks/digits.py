@@ -133,4 +133,8 @@ def load_digits_splits(cfg: dict[str, Any], info: TaskInfo, seed: int) -> Splits
         x = torch.from_numpy((images[idx] - mean) / std).unsqueeze(1)
         return TensorDataset(x, torch.from_numpy(labels[idx]))
 
-    return Splits(info, dataset(train), dataset(val), dataset(test))
+    # An 8-bit image of a digit (0..255) scaled to [0, 1] is what the bundled
+    # 0..16 pixels scaled by 16 are.
+    preprocess = {"pixels": 255, "resize": False, "mean": [float(mean)], "std": [float(std)]}
+    names = tuple(str(c) for c in (cfg.get("classes") or DIGIT_LABELS))
+    return Splits(info, dataset(train), dataset(val), dataset(test), preprocess, names)

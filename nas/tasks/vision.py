@@ -84,7 +84,7 @@ class TorchvisionTask(ClassificationTask):
         transform = _transform(self.name)
         root, download = str(root_of(self.cfg)), bool(self.cfg.get("download", False))
         train, test = _opened(self.cfg, lambda: _official(self.name, root, download, transform))
-        return _with_validation(self.cfg, self.describe(), seed, train, test)
+        return _with_validation(self.cfg, self.describe(), seed, train, test, _preprocess(self.name, False))
 
 
 class ImageFolderTask(ClassificationTask):
@@ -110,7 +110,21 @@ class ImageFolderTask(ClassificationTask):
         info = self.describe()
         transform = _transform(self.name, info.input_shape[1])
         train, test = _opened(self.cfg, lambda: _image_folder(self.cfg, transform))
-        return _with_validation(self.cfg, info, seed, train, test)
+        return _with_validation(self.cfg, info, seed, train, test, _preprocess(self.name, True))
+
+
+def _preprocess(name: str, resize: bool) -> dict[str, Any]:
+    """What _transform does to an image, as numbers (ToTensor divides 8-bit pixels by 255)."""
+    mean, std = _NORMALISE[name]
+    return {"pixels": 255, "resize": resize, "mean": list(mean), "std": list(std)}
+
+
+def _class_names(dataset: Any, count: int) -> tuple[str, ...]:
+    """The data set's class names (torchvision's `classes`), or the indices where it has none (SVHN)."""
+    while not hasattr(dataset, "classes") and hasattr(dataset, "dataset"):  # a Subset
+        dataset = dataset.dataset
+    names = getattr(dataset, "classes", None)
+    return tuple(map(str, names)) if names and len(names) == count else tuple(str(i) for i in range(count))
 
 
 def class_folders(folder: Path) -> list[str]:
@@ -192,7 +206,8 @@ def _opened(cfg: dict[str, Any], open_sets) -> tuple[Any, Any]:
         raise TaskError(f"task.root: {root_of(cfg)}: {e}") from None
 
 
-def _with_validation(cfg: dict[str, Any], info: TaskInfo, seed: int, train_full: Any, test: Any) -> Splits:
+def _with_validation(cfg: dict[str, Any], info: TaskInfo, seed: int, train_full: Any, test: Any,
+                     preprocess: dict[str, Any]) -> Splits:
     """Validation images held out of the training set with the run seed."""
     from torch.utils.data import Subset
 
@@ -207,4 +222,6 @@ def _with_validation(cfg: dict[str, Any], info: TaskInfo, seed: int, train_full:
         Subset(train_full, np.asarray(train_idx).tolist()),
         Subset(train_full, np.asarray(val_idx).tolist()),
         test,
+        preprocess,
+        _class_names(train_full, info.num_classes),
     )
