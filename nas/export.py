@@ -42,7 +42,6 @@ This module imports no torch at its top: `predict` reads cards without it.
 from __future__ import annotations
 
 import io
-import pickle
 import re
 import sys
 import tempfile
@@ -323,9 +322,9 @@ def _card_problem(card: dict) -> str | None:
     if not isinstance(pre, dict) or any(k not in pre for k in PREPROCESS_KEYS):
         return f"preprocess must have {', '.join(PREPROCESS_KEYS)}, got {pre!r}"
     for key in ("mean", "std"):
-        if not (isinstance(pre[key], list) and len(pre[key]) == shape[0] and all(_number(v) for v in pre[key])):
+        if not (isinstance(pre[key], list) and len(pre[key]) == shape[0] and all(_is_number(v) for v in pre[key])):
             return f"preprocess.{key} must hold one number per channel ({shape[0]}), got {pre[key]!r}"
-    if not all(v > 0 for v in pre["std"]) or not (_number(pre["pixels"]) and pre["pixels"] > 0):
+    if not all(v > 0 for v in pre["std"]) or not (_is_number(pre["pixels"]) and pre["pixels"] > 0):
         return "preprocess.std and preprocess.pixels must be positive"
     if not isinstance(pre["resize"], bool):
         return f"preprocess.resize must be true or false, got {pre['resize']!r}"
@@ -336,7 +335,7 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def _number(value: Any) -> bool:
+def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -361,11 +360,11 @@ def load_model(folder: str | Path) -> "torch.nn.Module":
         raise ArtefactError(f"{path}: file not found (the weights beside {card_path})")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CorruptArtefact(path, f"holds objects besides tensors, which weights_only loading refuses "
-                                    f"({_summary(e)})") from None
-    except Exception as e:  # a truncated zip, not a torch.save file at all, ...
-        raise CorruptArtefact(path, f"cannot be read as a state dict: truncated or damaged ({_summary(e)})") from None
+    except Exception as e:  # a truncated zip, not a torch.save file at all, a pickle of objects, ...
+        # weights_only loading refuses a file of arbitrary objects with an UnpicklingError.
+        what = ("holds objects besides tensors, which weights_only loading refuses"
+                if type(e).__name__ == "UnpicklingError" else "cannot be read as a state dict: truncated or damaged")
+        raise CorruptArtefact(path, f"{what} ({_summary(e)})") from None
     problem = _state_problem(state, model.state_dict())
     if problem:
         raise CorruptArtefact(path, f"does not fit the architecture in {card_path}: {problem}")

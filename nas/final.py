@@ -39,7 +39,7 @@ from nas.export import export_model, read_model_card, write_model_card
 from nas.inspect import interpretability_html, load_importance
 from nas.io import (CorruptArtefact, atomic_write_bytes, atomic_write_text, read_json, read_tsv,
                     read_yaml, write_dir, write_tsv, write_yaml)
-from nas.objectives import constraints_of, fitness, label, objectives_of, primary, top_rows
+from nas.objectives import constraints_of, fitness, label, number, objectives_of, primary, top_rows
 from nas.registry import load
 from nas.report import plot_architecture
 from nas.seeding import int_seed
@@ -68,16 +68,10 @@ def read_final(rdir: str | Path) -> dict[str, Any]:
     return final
 
 
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
 
 def _cell(text: Any) -> int | float | None:
     """A table cell as a number (a whole one as an int), None when empty."""
-    value = _number(text)
+    value = number(text)
     if not math.isfinite(value):
         return None
     return int(value) if value.is_integer() and "." not in str(text) else value
@@ -108,7 +102,7 @@ def propose(rdir: str | Path) -> list[dict[str, Any]]:
             training={**spec["training"], "epochs": final["epochs"], "repeats": final["repeats"]},
         )
         spec[SOURCE] = f"{layout.gen_name(int(row['generation']))}/{row['candidate']}"
-        spec[SEARCH] = {o["metric"]: _number(row.get(o["metric"])) for o in objectives}
+        spec[SEARCH] = {o["metric"]: number(row.get(o["metric"])) for o in objectives}
         specs.append(spec)
 
     def write_specs(folder: Path) -> None:
@@ -151,7 +145,7 @@ def table(rdir: str | Path) -> list[dict[str, Any]]:
     metric = primary(objectives)
     for r in rows:
         _stderr(f"{r['candidate']} {r[SOURCE]} search {metric} {r[f'search_{metric}']:.2f} -> re-trained "
-                f"{_number(r.get(metric)):.2f} ± {_number(r.get(f'{metric}_std')):.2f} {r['winner']}")
+                f"{number(r.get(metric)):.2f} ± {number(r.get(f'{metric}_std')):.2f} {r['winner']}")
     return rows
 
 

@@ -111,12 +111,12 @@ def _sign(objective: Objective) -> float:
     return 1.0 if objective["direction"] == "max" else -1.0
 
 
-def _number(value: Any) -> float:
+def number(value: Any) -> float:
+    """A value or a table cell as a float; NaN where there is none (an empty cell, None)."""
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return math.nan
-    return number
 
 
 # Statuses whose metrics are measured: an infeasible candidate has values (it
@@ -131,7 +131,7 @@ def values(row: Mapping[str, Any], objectives: Sequence[Objective]) -> tuple[flo
         return (-math.inf,) * len(objectives)
     out = []
     for objective in objectives:
-        value = _number(row.get(objective["metric"]))
+        value = number(row.get(objective["metric"]))
         if not math.isfinite(value):
             return (-math.inf,) * len(objectives)
         out.append(_sign(objective) * value)
@@ -196,7 +196,7 @@ def violation(row: Mapping[str, Any], constraints: Sequence[Constraint]) -> floa
     A constrained metric without a value counts as infinitely far."""
     total = 0.0
     for c in constraints:
-        value = _number(row.get(c["metric"]))
+        value = number(row.get(c["metric"]))
         if not math.isfinite(value):
             return math.inf
         for bound, excess in (("max", value - c.get("max", math.inf)), ("min", c.get("min", -math.inf) - value)):
@@ -402,7 +402,7 @@ def pick(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective], con
     if way not in DIRECTIONS or not name:
         raise ObjectiveError(f"pick rule {rule!r}: use max:METRIC, min:METRIC or knee")
     sign = 1.0 if way == "max" else -1.0
-    return max(front, key=lambda r: (sign * _number(r.get(name)), -front.index(r)))
+    return max(front, key=lambda r: (sign * number(r.get(name)), -front.index(r)))
 
 
 def top_rows(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective], constraints: Sequence[Constraint],

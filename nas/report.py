@@ -27,6 +27,7 @@ from nas.objectives import (
     hypervolume_bounds,
     label,
     natural,
+    number,
     objectives_of,
     pareto_rows,
     primary,
@@ -39,16 +40,10 @@ from nas.spaces.base import Genome, SearchSpace
 from nas.steps import load_history
 
 
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
 
 def _count(value: Any) -> int | None:
-    number = _number(value)
-    return int(number) if math.isfinite(number) else None
+    value = number(value)
+    return int(value) if math.isfinite(value) else None
 
 
 def spread(values: Sequence[float]) -> dict[str, float | int]:
@@ -103,11 +98,11 @@ def summarise(run: dict[str, Any], rows: Sequence[dict[str, Any]], generations: 
             "arch": best["arch"],
             "generation": int(best["generation"]),
             "candidate": best["candidate"],
-            **{m: _count(best[m]) if m in COUNTS else _number(best[m]) for m in shown},
+            **{m: _count(best[m]) if m in COUNTS else number(best[m]) for m in shown},
         },
         "best_by_generation": per_gen,
-        "spread": spread([_number(r[metric]) for r in ok]),
-        "train_seconds_total": round(sum(_number(r["train_seconds"]) for r in ok if r["train_seconds"]), 2),
+        "spread": spread([number(r[metric]) for r in ok]),
+        "train_seconds_total": round(sum(number(r["train_seconds"]) for r in ok if r["train_seconds"]), 2),
         **({"pareto": pareto_summary(run, rows, generations)} if len(objectives) > 1 else {}),
     }
 
@@ -132,7 +127,7 @@ def pareto_summary(run: dict[str, Any], rows: Sequence[dict[str, Any]], generati
         "ideal": {o["metric"]: natural(v, o) for o, v in zip(objectives, ideal)},
         "nadir": {o["metric"]: natural(v, o) for o, v in zip(objectives, nadir)},
         "front": [{"arch": r["arch"], "generation": int(r["generation"]), "candidate": r["candidate"],
-                   **{o["metric"]: _number(r[o["metric"]]) for o in objectives}} for r in front],
+                   **{o["metric"]: number(r[o["metric"]]) for o in objectives}} for r in front],
         "by_generation": by_generation,
     }
 
@@ -152,29 +147,30 @@ def plot_pareto(rows: Sequence[dict[str, Any]], objectives, front: Sequence[dict
     if len(objectives) > 1:
         x_metric = objectives[1]["metric"]
     else:
-        x_metric = "params" if any(math.isfinite(_number(r.get("params"))) for r in rows) else None
+        x_metric = "params" if any(math.isfinite(number(r.get("params"))) for r in rows) else None
 
     def x_of(i: int, r: dict[str, Any]) -> float:
-        return _number(r.get(x_metric)) if x_metric else float(i + 1)
+        return number(r.get(x_metric)) if x_metric else float(i + 1)
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     measured = [(i, r) for i, r in enumerate(rows) if r["status"] in ("ok", "infeasible")]
     for status, marker in (("ok", "o"), ("infeasible", "x")):
-        pts = [(x_of(i, r), _number(r[y_metric]), int(r["generation"])) for i, r in measured if r["status"] == status]
+        pts = [(x_of(i, r), number(r[y_metric]), int(r["generation"])) for i, r in measured if r["status"] == status]
         if pts:
             xs, ys, gs = zip(*pts)
             points = ax.scatter(xs, ys, c=gs, cmap="viridis", s=16, marker=marker, alpha=0.75,
                                 vmin=0, vmax=max(int(r["generation"]) for r in rows), label=status)
     index = {id(r): i for i, r in enumerate(rows)}
     if front:
-        pts = sorted((x_of(index[id(r)], r), _number(r[y_metric])) for r in front)
+        pts = sorted((x_of(index[id(r)], r), number(r[y_metric])) for r in front)
         ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="C3", lw=1.5, label="front")
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=40, facecolors="none", edgecolors="C3")
     ax.set_xlabel(label(x_metric) if x_metric else "evaluations")
     ax.set_ylabel(label(y_metric))
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
+    if ax.get_legend_handles_labels()[0]:  # nothing measured: no legend to show
+        ax.legend(loc="best")
     if measured:
         fig.colorbar(points, ax=ax, label="generation", ticks=MaxNLocator(integer=True))
     fig.tight_layout()
@@ -191,7 +187,7 @@ def plot_progress(rows: Sequence[dict[str, Any]], objectives, title: str, path: 
     metric = primary(objectives)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     x = list(range(1, len(rows) + 1))
-    value = [_number(r[metric]) if r["status"] == "ok" else math.nan for r in rows]
+    value = [number(r[metric]) if r["status"] == "ok" else math.nan for r in rows]
     gens = [int(r["generation"]) for r in rows]
     points = ax.scatter(x, value, c=gens, cmap="viridis", s=14, alpha=0.7, label="candidate")
     ax.step(x, best_so_far(rows, objectives), where="post", color="C3", lw=2, label="best so far")
@@ -374,7 +370,7 @@ def _informative(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(r["position"], []).append(r)
-    return [group for group in groups.values() if sum(_number(r["count"]) > 0 for r in group) > 1]
+    return [group for group in groups.values() if sum(number(r["count"]) > 0 for r in group) > 1]
 
 
 def plot_importance(rows: Sequence[dict[str, Any]], metric_label: str, title: str, path: str | Path) -> None:
@@ -403,17 +399,17 @@ def plot_importance(rows: Sequence[dict[str, Any]], metric_label: str, title: st
         y += 1
         for r in group:
             ticks.append(y)
-            names.append(f"{r['choice']}  (n={int(_number(r['count']))})")
+            names.append(f"{r['choice']}  (n={int(number(r['count']))})")
             bold.append(False)
             bars.append((y, r))
             y += 1
         y += 0.5
     height = y
     fig, ax = plt.subplots(figsize=(7.5, 1.3 + 0.24 * height), dpi=100)
-    drawn = [(y, _number(r["effect"]), _number(r["low"]), _number(r["high"])) for y, r in bars
-             if math.isfinite(_number(r["effect"]))]
+    drawn = [(y, number(r["effect"]), number(r["low"]), number(r["high"])) for y, r in bars
+             if math.isfinite(number(r["effect"]))]
     for y, r in bars:
-        if not math.isfinite(_number(r["effect"])):
+        if not math.isfinite(number(r["effect"])):
             ax.text(0, y, "  not evaluated", va="center", fontsize=8, color="0.6")
     ys, effects, lows, highs = (np.array(column) for column in zip(*drawn))
     # One call each for every bar and every interval: a run's table has up to a few hundred rows.
@@ -424,7 +420,7 @@ def plot_importance(rows: Sequence[dict[str, Any]], metric_label: str, title: st
                 fmt="none", ecolor="0.2", elinewidth=1, capsize=2.5)
     ax.axvline(0, color="0.3", lw=1)
     ax.set_yticks(ticks, names)
-    counts = {y: _number(r["count"]) for y, r in bars}
+    counts = {y: number(r["count"]) for y, r in bars}
     for tick, text, is_position in zip(ticks, ax.get_yticklabels(), bold):
         if is_position:
             text.set_fontweight("bold")
@@ -485,7 +481,7 @@ def write_interpretability(rdir: str | Path, run: dict[str, Any], rows: Sequence
                   layout.architecture_plot(rdir))
     else:
         plot_architecture(space, evaluated(best, objectives).genome,
-                          f"{run['name']}: best architecture ({metric} {_number(best[metric]):g})",
+                          f"{run['name']}: best architecture ({metric} {number(best[metric]):g})",
                           layout.architecture_plot(rdir))
 
 

@@ -1,6 +1,7 @@
 # Input functions and wildcard patterns shared by the rules in search.smk.
 
 RUN = layout.run_dir("{run}")
+FINAL = layout.final_dir(RUN)
 # The software of every rule, for --software-deployment-method conda (envs/snakenas.yaml).
 SOFTWARE = "../envs/snakenas.yaml"
 # Each run's evaluator (light: no torch), for what its jobs look like.
@@ -83,3 +84,30 @@ def per_generation_sizes():
             sizes.setdefault((run["population"], "first"), []).append(name)
             sizes.setdefault((run["candidates"], "later"), []).append(name)
     return sorted(sizes.items())
+
+
+# -- the final model (rules/final.smk) ------------------------------------------------
+
+# Run name -> its `final:` section, defaults filled.
+FINAL_RUNS = {name: run["final"] for name, run in RUNS.items() if run.get("final")}
+
+
+def final_of(wc):
+    return FINAL_RUNS[wc.run]
+
+
+def final_metrics(wc):
+    rdir = layout.run_dir(wc.run)
+    return [layout.metrics_in(layout.final_eval_dir(rdir, k)) for k in range(final_of(wc)["top"])]
+
+
+def final_outputs(run):
+    """The final files the default target asks of a run with a `final:` section."""
+    rdir = layout.run_dir(run)
+    folder = layout.final_dir(rdir)
+    files = [layout.final_table(rdir), layout.model_state(folder), layout.model_program(folder),
+             layout.model_card(folder), layout.architecture_plot(folder), layout.card_html(folder)]
+    return files + ([layout.model_onnx(folder)] if FINAL_RUNS[run]["onnx"] else [])
+
+
+FINAL_TARGETS = [path for run in FINAL_RUNS for path in final_outputs(run)]

@@ -6,32 +6,6 @@
 #
 # `final:` is not part of run.yaml: a changed one re-runs these rules only.
 
-# Run name -> its `final:` section, defaults filled.
-FINAL_RUNS = {name: run["final"] for name, run in RUNS.items() if run.get("final")}
-FINAL = layout.final_dir(RUN)
-
-
-def final_of(wc):
-    return FINAL_RUNS[wc.run]
-
-
-def final_metrics(wc):
-    rdir = layout.run_dir(wc.run)
-    return [layout.metrics_in(layout.final_eval_dir(rdir, k)) for k in range(final_of(wc)["top"])]
-
-
-def final_outputs(run):
-    """What `rule all` asks of a run with a `final:` section."""
-    rdir = layout.run_dir(run)
-    folder = layout.final_dir(rdir)
-    files = [layout.final_table(rdir), layout.model_state(folder), layout.model_program(folder),
-             layout.model_card(folder), layout.architecture_plot(folder), layout.card_html(folder)]
-    return files + ([layout.model_onnx(folder)] if FINAL_RUNS[run]["onnx"] else [])
-
-
-FINAL_TARGETS = [path for run in FINAL_RUNS for path in final_outputs(run)]
-
-
 localrules:
     final_settings,
     final_propose,

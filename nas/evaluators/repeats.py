@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 from nas import layout
 from nas.evaluators.base import REPEATS_COLUMN, Evaluation, Evaluator, repeats_of, std_column
 from nas.io import ArtefactError, read_json, read_tsv, write_json, write_tsv
+from nas.objectives import number
 from nas.seeding import int_seed
 
 
@@ -118,12 +119,12 @@ def combine(results: Sequence[Evaluation], varying: Sequence[str], epoch_columns
     ok = [r for r in results if r.metrics.get("status") == "ok"]
     base = dict((ok or results)[0].metrics)
     for name in varying:
-        numbers = [_number(r.metrics.get(name)) for r in ok]
+        numbers = [number(r.metrics.get(name)) for r in ok]
         numbers = [v for v in numbers if math.isfinite(v)]
         base[name] = statistics.fmean(numbers) if numbers else math.nan
         base[std_column(name)] = statistics.stdev(numbers) if len(numbers) > 1 else math.nan
     base[REPEATS_COLUMN] = len(ok)
-    seconds = [_number(r.metrics.get("train_seconds")) for r in results]
+    seconds = [number(r.metrics.get("train_seconds")) for r in results]
     base["train_seconds"] = round(sum(s for s in seconds if math.isfinite(s)), 3)
     return Evaluation(base, _mean_epochs([r.epochs for r in ok] or [results[0].epochs], epoch_columns))
 
@@ -136,15 +137,10 @@ def _mean_epochs(runs: Sequence[Sequence[dict[str, Any]]], columns: Sequence[str
         reached = [r[e] for r in runs if len(r) > e]
         row = {}
         for column in columns:
-            numbers = [_number(x.get(column)) for x in reached]
+            numbers = [number(x.get(column)) for x in reached]
             row[column] = statistics.fmean(numbers) if all(math.isfinite(v) for v in numbers) else math.nan
         row["epoch"] = e + 1
         rows.append(row)
     return rows
 
 
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
