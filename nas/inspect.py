@@ -380,6 +380,31 @@ def best_text(scan: RunScan, rule: str | None = None) -> str:
     return _candidate_text(scan, scan.best, head)
 
 
+def final_text(scan: RunScan) -> str:
+    """A comment on the run's final model, where its final step has chosen one: the
+    search's best is one short training, the winner the best of its re-trainings."""
+    path = Path(layout.final_table(scan.rdir))
+    if not path.exists():
+        return ""
+    try:
+        winner = [r for r in read_tsv(path) if r.get("winner") == "yes"]
+    except ArtefactError as e:
+        scan.problems.append(str(e))
+        return ""
+    if not winner:
+        return f"# final step: no re-trained candidate ended ok ({path})\n"
+    w, metric = winner[0], scan.metric
+    try:
+        spread = f" ± {float(w[f'{metric}_std']):.2f}" if w.get(f"{metric}_std") else ""
+        count = f" over {w['repeats']} re-trainings" if w.get("repeats") else ""
+        return (f"# final model: {w['candidate']} ({w['source']}) {w['arch']}: re-trained {metric} "
+                f"{float(w[metric]):.2f}{spread}{count}, search {float(w[f'search_{metric}']):.2f}; "
+                f"{layout.final_dir(scan.rdir)}/model.yaml says how to load it\n")
+    except (KeyError, ValueError):
+        scan.problems.append(f"{path}: the winner's row lacks {metric} or its search score")
+        return ""
+
+
 def _candidate_text(scan: RunScan, best: dict[str, Any] | None, head: str) -> str:
     """A candidate's spec with its metrics, as YAML under `head`."""
     if best is None:
@@ -597,7 +622,7 @@ def main(args: Any) -> int:
     """`status`, `best` and `compare` of nas.cli; 1 when a file was broken, after showing the rest."""
     if args.command == "best":
         scan = scan_run(resolve_run_dir(args.run_dir))
-        print(best_text(scan, args.pick), end="")
+        print(best_text(scan, args.pick) + final_text(scan), end="")
         for p in scan.problems:
             print(f"problem: {p}", file=sys.stderr)
         return 1 if scan.problems else 0

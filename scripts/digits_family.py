@@ -12,7 +12,7 @@ sources only (`warm_start: {model: results/meta}`), with the same budget.
 Runs `snakemake` once on it in --workdir (knowledge runs, their task.json,
 the model, then the target runs), then reads each run's history.tsv and
 reports, per target and seed: the cold run's final best validation accuracy,
-after how many trainings the cold run reached it, and after how many the
+after how many candidates the cold run reached it, and after how many the
 warm run did ("not reached" if it never did), and what each run's best
 architecture scores when trained again with fresh seeds. Writes a TSV, the mean
 best-so-far curves (TSV) and a PNG (cold vs warm, one panel per target).
@@ -210,14 +210,15 @@ def analyse(workdir: Path, config: dict[str, Any], seeds: int, retrain_seeds: in
             final = cold[-1]
             half = len(cold) // 2
             rows.append({
-                "target": target, "seed": seed, "trainings": len(cold),
+                "target": target, "seed": seed, "candidates": len(cold),
                 "cold_final": round(final, 2), "cold_reached_at": reached(cold, final),
                 "warm_reached_at": reached(warm, final),
                 "warm_final": round(warm[-1], 2),
                 "cold_at_half": round(cold[half - 1], 2), "warm_at_half": round(warm[half - 1], 2),
                 "warm_within_half": (reached(warm, final) or math.inf) <= half,
-                "cold_best_retrained": retrained(workdir / "results" / f"{target}-cold-s{seed}", retrain_seeds),
-                "warm_best_retrained": retrained(workdir / "results" / f"{target}-warm-s{seed}", retrain_seeds),
+                **({"cold_best_retrained": retrained(workdir / "results" / f"{target}-cold-s{seed}", retrain_seeds),
+                    "warm_best_retrained": retrained(workdir / "results" / f"{target}-warm-s{seed}", retrain_seeds)}
+                   if retrain_seeds else {}),
                 "cold_final_winner": final_best(workdir / "results" / f"{target}-cold-s{seed}"),
                 "warm_final_winner": final_best(workdir / "results" / f"{target}-warm-s{seed}"),
                 **extra,
@@ -245,7 +246,7 @@ def write_outputs(rows: list[dict[str, Any]], curves: dict[str, Any], prefix: Pa
             f.write("\t".join(_cell(row, c) for c in columns) + "\n")
     kinds = [k for k in ("cold", "warm", "oracle") if all(k in c for c in curves.values())]
     with open(f"{prefix}_curves.tsv", "w") as f:
-        f.write("\t".join(["target", "trainings", *(f"{k}_mean" for k in kinds)]) + "\n")
+        f.write("\t".join(["target", "candidates", *(f"{k}_mean" for k in kinds)]) + "\n")
         for target, c in curves.items():
             means = [c[k].mean(0) for k in kinds]
             for i in range(len(means[0])):
@@ -267,7 +268,7 @@ def write_outputs(rows: list[dict[str, Any]], curves: dict[str, Any], prefix: Pa
             ax.plot(x, c[kind].mean(0), color=colour, lw=2.5, label=f"{kind} (mean of {len(c[kind])} seeds)")
         ax.axvline(len(x) / 2, color="grey", ls=":", lw=1)
         ax.set_title(f"target {target}")
-        ax.set_xlabel("trainings")
+        ax.set_xlabel("candidates evaluated (each the mean of training.repeats trainings)")
         ax.set_ylabel("best validation accuracy so far (%)")
         ax.legend(loc="lower right")
         ax.grid(alpha=0.3)
@@ -341,12 +342,10 @@ def main() -> None:
             snakemake(args.workdir, oracle_config(config, args.seeds), "oracle.yaml", args.cores)
     rows, curves = analyse(args.workdir, config, args.seeds, args.retrain_seeds, args.oracle)
     write_outputs(rows, curves, args.out)
-    print("target\tseed\tcold final\tcold reached at\twarm reached at\twarm final\tcold@half\twarm@half"
-          "\tcold best retrained\twarm best retrained")
+    columns = list(rows[0])
+    print("\t".join(columns))
     for r in rows:
-        print(f"{r['target']}\t{r['seed']}\t{r['cold_final']}\t{r['cold_reached_at']}\t"
-              f"{r['warm_reached_at'] or 'not reached'}\t{r['warm_final']}\t{r['cold_at_half']}\t{r['warm_at_half']}"
-              f"\t{_cell(r, 'cold_best_retrained')}\t{_cell(r, 'warm_best_retrained')}")
+        print("\t".join(_cell(r, c) for c in columns))
     for target, c in curves.items():
         cold_final = c["cold"][:, -1].mean()
         for kind in ("warm", "oracle"):
@@ -355,7 +354,7 @@ def main() -> None:
                 print(f"{target}: mean of the cold runs' final best {cold_final:.2f}; the {kind} runs' mean best "
                       f"so far reaches it after {at or 'never'} of {c[kind].shape[1]} candidates")
     if args.oracle:
-        hits = sum((r["oracle_reached_at"] or math.inf) <= r["trainings"] // 2 for r in rows)
+        hits = sum((r["oracle_reached_at"] or math.inf) <= r["candidates"] // 2 for r in rows)
         print(f"oracle reached the cold run's final best within half the trainings in {hits} of {len(rows)} cases")
     hits = sum(r["warm_within_half"] for r in rows)
     print(f"(old criterion) warm reached the cold run's final best within half the candidates in {hits} of "

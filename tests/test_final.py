@@ -221,6 +221,13 @@ def test_the_exported_model_loads_and_predicts_a_png(finished):
         assert out.split("\t")[1] == expected_class
 
 
+def test_best_names_the_final_model(finished):
+    work, _ = finished
+    out = nas_cli("best", "fin", cwd=work).stdout
+    winner = next(r for r in read_tsv(layout.final_table(work / layout.run_dir("fin"))) if r["winner"] == "yes")
+    assert f"# final model: {winner['candidate']} ({winner['source']}) {winner['arch']}: re-trained val_acc" in out
+
+
 def test_a_changed_final_section_reruns_only_the_final_rules(finished):
     work, config = finished
     changed = yaml.safe_load(config.read_text())
