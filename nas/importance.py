@@ -37,15 +37,15 @@ def labels_of(space_or_labels: Any) -> list[tuple[str, list[str]]]:
 
 
 def finite(genomes: Sequence[Sequence[int]], scores: Sequence[float],
-           cardinalities: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The genomes and scores of candidates with a finite score: a failed candidate has
-    none, and a NaN would poison every coefficient. A genome that does not fit the
-    labels is an error (it comes from another space), not a row to skip."""
+           cardinalities: Sequence[int]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The genomes and scores of candidates with a finite score, and their indices: a
+    failed candidate has none, and a NaN would poison every coefficient. A genome that
+    does not fit the labels is an error (it comes from another space), not a row to skip."""
     keep = [i for i, s in enumerate(scores) if s is not None and math.isfinite(float(s))]
     g = np.asarray([list(genomes[i]) for i in keep], dtype=int).reshape(len(keep), len(cardinalities))
     if len(g) and ((g < 0) | (g >= np.asarray(cardinalities))).any():
         raise ValueError(f"a genome has a gene outside its position's {list(cardinalities)} values")
-    return g, np.asarray([float(scores[i]) for i in keep])
+    return g, np.asarray([float(scores[i]) for i in keep]), keep
 
 
 def effects(x: np.ndarray, y: np.ndarray, weights: np.ndarray, cardinalities: Sequence[int],
@@ -56,8 +56,10 @@ def effects(x: np.ndarray, y: np.ndarray, weights: np.ndarray, cardinalities: Se
     coefficients, _ = RidgeSystem(x, y, weights).solve(ridge)
     counts = weights @ x
     position = np.repeat(np.arange(len(cardinalities)), cardinalities)
-    # Every row has one value per position, so each position's counts sum to the weights' total (> 0).
-    means = np.bincount(position, coefficients * counts) / np.bincount(position, counts)
+    # A position no weighted row uses (a gene no layer needs) has no average: its effects are NaN.
+    totals = np.bincount(position, counts, minlength=len(cardinalities))
+    means = np.divide(np.bincount(position, coefficients * counts, minlength=len(cardinalities)), totals,
+                      out=np.zeros(len(cardinalities)), where=totals > 0)
     return np.where(counts > 0, coefficients - means[position], math.nan)
 
 
@@ -77,6 +79,9 @@ def operation_importance(genomes: Sequence[Sequence[int]], scores: Sequence[floa
     """One row per (position, choice), in genome order then value order:
     {position, choice, effect, std, low, high, count}.
 
+    With a space, a gene it says is inactive in a genome (`active_genes`: a chain
+    pool's filters) counts for no choice of that candidate.
+
     `effect` is in the units of `scores` (val_acc in %: points of accuracy);
     `std`, `low` and `high` are the bootstrap spread and 90 % interval (NaN where
     fewer than two resamples hold the choice); `count` is how many candidates with
@@ -85,10 +90,14 @@ def operation_importance(genomes: Sequence[Sequence[int]], scores: Sequence[floa
     """
     labels = labels_of(space_or_labels)
     cards = [len(values) for _, values in labels]
-    g, y = finite(genomes, scores, cards)
+    g, y, kept = finite(genomes, scores, cards)
     if len(y) < 2:
         return []
     x = one_hot(g, cards)
+    if hasattr(space_or_labels, "active_genes"):
+        # A gene the network does not use is no choice: its columns stay 0 in that row.
+        active = np.asarray([space_or_labels.active_genes(genomes[i]) for i in kept], dtype=float)
+        x *= np.repeat(active, cards, axis=1)
     point = effects(x, y, np.ones(len(y)), cards, ridge)
     draws = bootstrap_effects(x, y, cards, ridge, bootstrap, seed)
     present = (~np.isnan(draws)).sum(0)

@@ -161,3 +161,20 @@ def test_every_picture_is_drawn_whatever_the_space_describes(tmp_path):
     for name, draw in cases.items():
         draw(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_genes_a_chain_layer_does_not_use_count_for_no_choice():
+    from nas.spaces import make_space
+
+    space = make_space({"name": "chain", "max_layers": 2, "min_layers": 1})
+    rng = np.random.default_rng(3)
+    genomes = [space.sample(rng) for _ in range(40)]
+    scores = [float(g[0] + g[1]) for g in genomes]
+    rows = {(r["position"], r["choice"]): r for r in operation_importance(genomes, scores, space, bootstrap=5)}
+    convs = sum(space.layers(g)[0][0] == 1 + space.layer_types.index("conv") for g in genomes)
+    filters = sum(r["count"] for (position, _), r in rows.items() if position == "layer1 filters")
+    assert 0 < convs < len(genomes) and filters == convs  # pools have no filters
+    empty = sum(len(space.layers(g)) == 1 for g in genomes)
+    assert sum(r["count"] for (position, _), r in rows.items() if position == "layer2 kernel") == len(genomes) - empty
+    assert sum(r["count"] for (position, _), r in rows.items() if position == "layer2 type") == len(genomes)
+    assert all(math.isnan(r["effect"]) for r in rows.values() if r["count"] == 0)

@@ -140,6 +140,21 @@ def test_gene_labels_name_every_gene_and_every_value(cfg):
     assert all(len(set(values)) == len(values) for _, values in labels)
 
 
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=str)
+def test_active_genes_mark_each_gene_and_keep_every_gene_of_the_network(cfg):
+    space = make_space(cfg)
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        genome = space.sample(rng)
+        active = space.active_genes(genome)
+        assert len(active) == len(space.cardinalities()) and all(isinstance(a, bool) for a in active)
+        # A gene marked inactive changes nothing: its network is described the same whatever it holds.
+        for i in [i for i, a in enumerate(active) if not a][:3]:
+            other = list(genome)
+            other[i] = (other[i] + 1) % space.cardinalities()[i]
+            assert space.describe(space.canonical(tuple(other))) == space.describe(space.canonical(genome))
+
+
 def test_the_default_gene_labels_number_genes_and_values():
     from nas.spaces.base import SearchSpace
 

@@ -199,6 +199,12 @@ class SearchSpace(ABC):
         names; this default says "gene i" and the values' numbers."""
         return [(f"gene {i}", [str(v) for v in range(c)]) for i, c in enumerate(self.cardinalities())]
 
+    def active_genes(self, genome: Genome) -> tuple[bool, ...]:
+        """Which genes of `genome` mean something in its network: a gene that its
+        layer does not use (a chain pool's filters) is not a choice the network made,
+        and the operation importance leaves it out. Default: every gene."""
+        return (True,) * len(self.cardinalities())
+
 
 def head_cost(channels: int, num_classes: int) -> dict[str, int]:
     """Params and flops of the classification head (pooling is not counted)."""

@@ -235,11 +235,22 @@ class ChainSpace(SearchSpace):
         type's values are "none" (an empty slot) and the layer types, the others
         the space's kernels, filters, strides and activations. In a canonical
         genome a gene its layer does not use (a pool's filters, an empty slot's
-        kernel) holds its first value."""
+        kernel) holds its first value; `active_genes` says which those are."""
         names = (["none", *self.layer_types], [str(k) for k in self.kernels], [str(f) for f in self.filters],
                  [str(s) for s in self.strides], list(self.activations))
         return [(f"layer{slot + 1} {gene}", list(names[g])) for slot in range(self.max_layers)
                 for g, gene in enumerate(GENES)]
+
+    def active_genes(self, genome: Genome) -> tuple[bool, ...]:
+        """A slot's type always (an empty slot is the choice "none"); its other genes
+        where its layer uses them (a pool has no filters or activation)."""
+        genome = tuple(int(g) for g in genome)
+        out: list[bool] = []
+        for i in range(0, len(genome), SLOT):
+            slot = genome[i : i + SLOT]
+            used = self._used(slot) if slot[TYPE] != 0 else (TYPE,)
+            out += [g in used for g in range(SLOT)]
+        return tuple(out)
 
     def _layer_dict(self, layer: Layer) -> dict[str, Any]:
         kind = self._kind(layer)
