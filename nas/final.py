@@ -35,8 +35,8 @@ from nas import layout
 from nas.config import load_run
 from nas.evaluators import evaluator_for
 from nas.evaluators.repeats import fingerprint, repeat_spec
-from nas.export import export_model, read_model_card, write_model_card
-from nas.inspect import interpretability_html, load_importance
+from nas.export import CARD_FORMAT, export_model, read_model_card, write_model_card
+from nas.inspect import html_page, html_table, interpretability_html, load_importance
 from nas.io import (CorruptArtefact, atomic_write_bytes, atomic_write_text, read_json, read_tsv,
                     read_yaml, write_dir, write_tsv, write_yaml)
 from nas.objectives import constraints_of, fitness, label, number, objectives_of, primary, top_rows
@@ -66,7 +66,6 @@ def read_final(rdir: str | Path) -> dict[str, Any]:
     if not isinstance(final, dict) or not {"top", "epochs", "repeats", "train_on"} <= set(final):
         raise CorruptArtefact(layout.final_config(rdir), "not a final section of this version")
     return final
-
 
 
 def _cell(text: Any) -> int | float | None:
@@ -217,7 +216,7 @@ def model(rdir: str | Path) -> dict[str, Any]:
     retrained = {c: _cell(winner.get(c)) for c in final_columns(run, spec)
                  if c not in ("candidate", SOURCE, "arch", "winner", "status", "device") and not c.startswith("search_")}
     card = {
-        "format": 1,
+        "format": CARD_FORMAT,
         "run": run["name"],
         "arch": spec["arch"],
         "space": spec["space"],
@@ -257,27 +256,23 @@ def write_card_html(rdir: str | Path, run: dict[str, Any], card: dict[str, Any])
         _stderr(problem)
     rows = read_tsv(layout.final_table(rdir))
     columns = list(rows[0]) if rows else []
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(r[c])}</td>" for c in columns) + "</tr>" for r in rows)
     loading = read_model_card(folder).get("load", "")
     exported = ", ".join(f"{html.escape(k)} {v:.4g}" if isinstance(v, float) else f"{html.escape(k)} {v}"
                          for k, v in card["metrics"]["exported"].items())
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{html.escape(run['name'])}: final model</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:70em}} table{{border-collapse:collapse;font-size:90%}}
-td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}} pre{{background:#f4f4f4;padding:1em}}</style></head>
-<body>
-<h1>{html.escape(run['name'])}: the final model</h1>
-<p><b>{html.escape(card['arch'])}</b> ({html.escape(card['space']['name'])}), from the search's {html.escape(card['source'])};
-trained on {html.escape(card['trained_on'])} for {card['training']['epochs']} epochs: {exported}.</p>
-<h2>The re-trained candidates</h2>
-<p>The run's top {len(rows)} candidates, each trained {card['retrained_times']} times with fresh seeds for
-{card['training']['epochs']} epochs; {html.escape(label(metric))}: the mean over the re-trainings, beside
-its search-time score (search_{html.escape(metric)}).</p>
-<table><tr>{head}</tr>{body}</table>
-{interpretability_html(Path(layout.architecture_plot(folder)), importance, Path(layout.importance_plot(rdir)), metric)}
-<h2>Loading it</h2>
-<pre>{html.escape(loading)}</pre>
-</body></html>
-"""
+    esc = html.escape
+    parts = [
+        f"<h1>{esc(run['name'])}: the final model</h1>",
+        f"<p><b>{esc(card['arch'])}</b> ({esc(card['space']['name'])}), from the search's {esc(card['source'])}; "
+        f"trained on {esc(card['trained_on'])} for {card['training']['epochs']} epochs: {exported}.</p>",
+        "<h2>The re-trained candidates</h2>",
+        f"<p>The run's top {len(rows)} candidates, each trained {card['retrained_times']} times with fresh seeds "
+        f"for {card['training']['epochs']} epochs; {esc(label(metric))}: the mean over the re-trainings, beside "
+        f"its search-time score (search_{esc(metric)}).</p>",
+        html_table(columns, [[r[c] for c in columns] for r in rows]),
+        interpretability_html(Path(layout.architecture_plot(folder)), importance, Path(layout.importance_plot(rdir)),
+                              metric),
+        "<h2>Loading it</h2>",
+        f"<pre>{esc(loading)}</pre>",
+    ]
+    page = html_page(f"{run['name']}: final model", parts)
     atomic_write_text(layout.card_html(folder), page)

@@ -112,3 +112,13 @@ def operation_importance(genomes: Sequence[Sequence[int]], scores: Sequence[floa
     return [{"position": position, "choice": choice, "effect": float(point[j]), "std": float(spread[j]),
              "low": float(low[j]), "high": float(high[j]), "count": int(counts[j])}
             for j, (position, choice) in enumerate(names)]
+
+
+def fitted(rows: Sequence[dict[str, Any]]) -> int:
+    """How many candidates an importance table was fitted on, from its counts: a
+    position every candidate uses (nb201's edges, a chain slot's type) counts each
+    once, and none counts more."""
+    totals: dict[str, float] = {}
+    for r in rows:
+        totals[str(r["position"])] = totals.get(str(r["position"]), 0.0) + float(r["count"])
+    return int(max(totals.values(), default=0))

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Sequence
 
 from nas import layout
 from nas.config import load_config, resolve_runs
+from nas.importance import fitted
 from nas.io import ArtefactError, CorruptArtefact, dump_yaml, read_json, read_tsv, read_yaml, write_figure
 from nas.objectives import (
     Constraint,
@@ -501,7 +502,19 @@ def score_columns(scan: RunScan) -> tuple[str, ...]:
 COUNT_COLUMNS = ("params", "flops")
 
 
-def _html_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+# The look of every page snakenas writes (overview.html, the final model's card.html).
+PAGE_STYLE = ("body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse;margin-bottom:1em}"
+              " td,th{border:1px solid #ccc;padding:2px 6px;text-align:left} code{font-size:13px}"
+              " pre{background:#f4f4f4;padding:1em}")
+
+
+def html_page(title: str, parts: Sequence[str]) -> str:
+    """A whole page: `title` in its head, `parts` (HTML fragments) as its body."""
+    head = f'<!DOCTYPE html>\n<html><head><meta charset="utf-8">\n<title>{html.escape(title)}</title>'
+    return "\n".join([head, f"<style>{PAGE_STYLE}</style>", "</head><body>", *parts, "</body></html>\n"])
+
+
+def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>\n" for r in rows)
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
@@ -544,18 +557,20 @@ def interpretability_html(architecture_png: Path, importance_rows: list[dict[str
     esc = html.escape
     parts = ["<h2>Architecture picture</h2>", _png_html(Path(architecture_png), "architecture")]
     parts.append("<h2>Operation importance</h2>")
+    try:
+        candidates = fitted(importance_rows)
+    except (KeyError, TypeError, ValueError):  # counts missing or malformed: never raise here
+        candidates = 0
     if not importance_rows:
         parts.append("<p>Too few evaluated candidates to say which choices moved the objective.</p>")
         return "\n".join(parts)
-    first = importance_rows[0].get("position")
-    fitted = sum(_float(r.get("count")) for r in importance_rows if r.get("position") == first)
     parts.append(
         f"<p>How much each choice at each position moved <b>{esc(metric)}</b> against that position's "
-        f"average, from a ridge regression on one-hot genes over the search's {_count(fitted)} ok candidates; the "
+        f"average, from a ridge regression on one-hot genes over the search's {_count(candidates)} ok candidates; the "
         "interval is the 5th to 95th percentile of the effect refitted on bootstrap resamples, and n how "
         "many candidates had the choice. These are associations in what the search evaluated, not causes.</p>")
     parts.append(_png_html(Path(importance_png), "operation importance"))
-    parts.append(_html_table(["position", "choice", f"effect on {label(metric)}", "90 % interval", "std", "n"], [
+    parts.append(html_table(["position", "choice", f"effect on {label(metric)}", "90 % interval", "std", "n"], [
         [r.get("position", "?"), r.get("choice", "?"), _num(r.get("effect")),
          f"{_num(r.get('low'))} to {_num(r.get('high'))}" if math.isfinite(_float(r.get("low"))) else "-",
          _num(r.get("std")), _count(r.get("count"))] for r in importance_rows]))
@@ -571,11 +586,6 @@ def overview_html(scan: RunScan) -> str:
     best = scan.best
     scores = score_columns(scan)
     parts = [
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">",
-        f"<title>{esc(scan.name)}</title>",
-        "<style>body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse;margin-bottom:1em}"
-        " td,th{border:1px solid #ccc;padding:2px 6px;text-align:left} code{font-size:13px}</style>",
-        "</head><body>",
         f"<h1>Run {esc(scan.name)}</h1>",
         f"<p>strategy <b>{esc(scan.setting('strategy'))}</b>, space <b>{esc(scan.setting('space'))}</b>, "
         f"evaluator <b>{esc(scan.setting('evaluator'))}</b>; {len(scan.done)} generations, "
@@ -587,7 +597,7 @@ def overview_html(scan: RunScan) -> str:
         parts.append("<p>No candidate finished with status ok.</p>")
     else:
         parts.append(f"<p><code>{esc(str(best['arch']))}</code></p>")
-        parts.append(_html_table(
+        parts.append(html_table(
             ["generation", "candidate", *scores, "params", "flops", "evaluations to reach it"],
             [[best["generation"], best["candidate"], *(_num(best.get(c)) for c in scores),
               _count(best.get("params")), _count(best.get("flops")), scan.evaluations_to_best()]],
@@ -598,21 +608,20 @@ def overview_html(scan: RunScan) -> str:
     if scan.several:
         metrics, front = [o["metric"] for o in scan.objectives], scan.front
         parts.append(f"<h2>Feasible front ({len(front)} candidates)</h2>")
-        parts.append(_html_table(["generation", "candidate", "arch", *metrics], [
+        parts.append(html_table(["generation", "candidate", "arch", *metrics], [
             [r["generation"], r["candidate"], r["arch"], *(_num(r.get(m)) for m in metrics)] for r in front]))
     columns = ("candidate", "arch", "status", *scores, "params", "flops", "train_seconds", "origin", "parents")
     for g in scan.generations:
         rows = [r for r in scan.rows if r["generation"] == g]
         state = "" if g in scan.done else " (not finished)"
         parts.append(f"<h2>Generation {g}{state}</h2>")
-        parts.append(_html_table(columns, [
+        parts.append(html_table(columns, [
             [_num(r.get(c)) if c in scores else _count(r.get(c)) if c in COUNT_COLUMNS else r.get(c, "")
              for c in columns]
             for r in rows
         ]))
     parts.extend(f"<p>problem: {esc(p)}</p>" for p in scan.problems)
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return html_page(scan.name, parts)
 
 
 # -- command line ---------------------------------------------------------------------

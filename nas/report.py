@@ -15,7 +15,7 @@ from nas import layout
 from nas.config import load_run
 from nas.evaluators import evaluator_for
 from nas.importance import COLUMNS as IMPORTANCE_COLUMNS
-from nas.importance import operation_importance
+from nas.importance import fitted, operation_importance
 from nas.inspect import RunScan, overview_html, table_row
 from nas.io import atomic_write_text, read_json, read_yaml, write_json, write_figure, write_tsv, write_yaml
 from nas.objectives import (
@@ -470,12 +470,10 @@ def write_interpretability(rdir: str | Path, run: dict[str, Any], rows: Sequence
     metric = primary(objectives)
     importance = run_importance(run, rows, space)
     write_tsv(layout.importance_table(rdir), IMPORTANCE_COLUMNS, importance)
-    # Every candidate has one choice at each position: the counts of one position sum to the candidates fitted.
-    fitted = sum(r["count"] for r in importance if r["position"] == importance[0]["position"]) if importance else 0
     # The bars' colour is the effect's sign; the label says which sign is better.
     lower_better = ", lower is better" if objectives[0]["direction"] == "min" else ""
     plot_importance(importance, label(metric) + lower_better,
-                    f"{run['name']}: what moved {metric} ({fitted} ok candidates)", layout.importance_plot(rdir))
+                    f"{run['name']}: what moved {metric} ({fitted(importance)} ok candidates)", layout.importance_plot(rdir))
     if best is None:
         plot_note("no candidate finished with status ok", f"{run['name']}: best architecture",
                   layout.architecture_plot(rdir))

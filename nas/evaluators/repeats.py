@@ -49,7 +49,8 @@ def repeat_spec(spec: dict[str, Any], i: int) -> dict[str, Any]:
 
 
 def fingerprint(spec: dict[str, Any]) -> str:
-    """What a kept repeat was trained from: one is reused only by the same."""
+    """What determines a training's course (a kept repeat, a checkpoint, the final
+    model's weights are reused only by the same)."""
     defining = {k: spec.get(k) for k in ("arch", "space", "task", "seed", "run_seed", "training", "evaluator")}
     return hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -76,14 +77,7 @@ def _kept(folder: str, print_line: Callable[[str], None], wanted: str) -> Evalua
         print_line(f"{folder}: kept repeat ignored (it was trained from another spec); training it again")
         return None
     metrics.pop("fingerprint")
-    return Evaluation(metrics, [{k: _float(v) for k, v in row.items()} for row in epochs])
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
+    return Evaluation(metrics, [{k: number(v) for k, v in row.items()} for row in epochs])
 
 
 def evaluate_repeated(evaluator: Evaluator, spec: dict[str, Any], out_dir: str | Path | None = None,

@@ -19,12 +19,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import gc
-import hashlib
 import os
 import platform
 import statistics
 import io
-import json
 import math
 import sys
 import time
@@ -39,6 +37,7 @@ from nas import layout
 from nas.evaluators.base import Evaluation, Evaluator
 from nas.evaluators.flops import count_flops, count_params
 from nas.evaluators.recipe import TRAIN_AND_VAL, TRAINING_DEFAULTS
+from nas.evaluators.repeats import fingerprint
 from nas.io import atomic_write_bytes
 from nas.spaces import make_space
 from nas.tasks import Task
@@ -88,16 +87,9 @@ CHECKPOINT_FORMAT = 1
 
 
 def spec_fingerprint(spec: dict[str, Any], recipe: dict[str, Any]) -> str:
-    """What determines a training's course: a checkpoint is used only by the same."""
-    defining = {
-        "arch": spec["arch"],
-        "space": spec["space"],
-        "task": spec["task"],
-        "seed": spec["seed"],
-        "run_seed": spec["run_seed"],
-        "training": recipe,
-    }
-    return hashlib.sha256(json.dumps(defining, sort_keys=True, default=str).encode()).hexdigest()
+    """What determines a training's course, its recipe with every default filled: a
+    checkpoint is used only by the same."""
+    return fingerprint({**spec, "training": recipe})
 
 
 class Checkpoint:
