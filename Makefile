@@ -6,6 +6,8 @@
 #                  in turn and the other two the knowledge (leave one task out)
 # make bench-mo    several objectives and constraints on the accuracy and hardware
 #                  tables joined (docs/multiobjective.md)
+# make bench-bo    ls against bananas (Bayesian optimisation), 100 queries, each
+#                  column, and bananas on the operations relabelled (docs/benchmarks.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,8 +27,12 @@ HARDWARE   ?= ../shared/data/nb201_hardware.csv
 MO_STRATEGIES ?= random,nsga2,rea,ga,reinforce,ls
 MO_BUDGET     ?= 150
 CONSTRAINED_BUDGET ?= 100
+BO_STRATEGIES ?= ls,bananas
+BO_BUDGET     ?= 100
+# NAS-Bench-201's operations in another order: every genome index means another one.
+RELABELLED    := avg_pool_3x3,nor_conv_3x3,none,skip_connect,nor_conv_1x1
 
-.PHONY: run test dry bench bench-meta bench-mo clean
+.PHONY: run test dry bench bench-meta bench-mo bench-bo clean
 
 # The pinned packages, then the project itself, editable: `nas` and the
 # `snakenas` command work from any folder and run this checkout's code.
@@ -61,6 +67,15 @@ bench-meta: $(ENV)
 # CIFAR-10 test error against params (known without a query) and against the
 # Eyeriss latency (measured: a query); then one accuracy under a params bound
 # (cheap) and one under a latency bound (measured).
+bench-bo: $(ENV)
+	@test -f $(TABLE) || { echo "bench-bo: $(TABLE) not found; set TABLE=path/to/nb201_accuracy.csv"; exit 2; }
+	@for m in $(COLUMNS); do \
+	  $(BIN)/python -m nas bench --table $(TABLE) --metric $${m}TestAccuracy200Epochs \
+	    --strategies $(BO_STRATEGIES) --seeds $(SEEDS) --budget $(BO_BUDGET) --out results/bench-bo/$$m || exit 1; \
+	done
+	$(BIN)/python -m nas bench --table $(TABLE) --metric CIFAR10TestAccuracy200Epochs --ops $(RELABELLED) \
+	  --strategies bananas --seeds $(SEEDS) --budget $(BO_BUDGET) --out results/bench-bo/CIFAR10-relabelled
+
 bench-mo: $(ENV)
 	@for t in $(TABLE) $(HARDWARE); do test -f $$t || { echo "bench-mo: $$t not found; set TABLE= and HARDWARE="; exit 2; }; done
 	$(BIN)/python -m nas bench --table $(TABLE) --table $(HARDWARE) \

@@ -159,13 +159,15 @@ _PROBLEM: Problem | None = None
 
 def bench_runs(
     made: Problem, strategies: Sequence[str], config_path: str | Path = BENCH_CONFIG,
-    meta_model: str | Path | None = None, features: dict[str, float] | None = None,
+    meta_model: str | Path | None = None, features: dict[str, float] | None = None, ops: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
     """The bench config's runs named in `strategies`, on the problem's table.
 
     A strategy `X+meta` is run X warm-started from the meta-model in
     `meta_model`, with the bench config's `warm_start` settings; `features`
-    are the target column's declared task features."""
+    are the target column's declared task features; `ops`, when given, the
+    space's operations in that order (a relabelling: each genome index means
+    another operation, which a strategy should not notice)."""
     config = load_config(config_path)
     base = {s: s.removesuffix(META_SUFFIX) for s in strategies}
     missing = [s for s in base.values() if s not in config["runs"]]
@@ -178,6 +180,8 @@ def bench_runs(
         defaults["constraints"] = made.constraints
     if features:
         defaults["task"] = {**(defaults.get("task") or {}), "features": dict(features)}
+    if ops:
+        defaults["space"] = {**(defaults.get("space") or {}), "ops": list(ops)}
     warm = {**(config.get("warm_start") or {}), "model": str(meta_model)}
     # Run names cannot hold '+': resolve under a stand-in, then key by the strategy's name.
     names = {s: s.replace(META_SUFFIX, "_meta") for s in strategies}
@@ -233,11 +237,13 @@ def run_bench(
     objectives: Sequence[tuple[str, str]] = (),
     constraints: Sequence[tuple[str, str, float]] = (),
     cheap: Sequence[str] = (),
+    ops: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """`tables`: one or more, joined on `arch_column`; `metric` or `objectives`,
     `constraints` and `cheap` make the problem (see `problem`). `meta_from`:
     columns of the (first) table that are the knowledge of `+meta` strategies
-    (never the target itself); `task_features`: column -> its declared task features."""
+    (never the target itself); `task_features`: column -> its declared task features;
+    `ops`: the space's operations in another order (`bench_runs`)."""
     global _RUNS, _TABLE, _PROBLEM
     tables = [tables] if isinstance(tables, (str, Path)) else list(tables)
     task_features = task_features or {}
@@ -250,7 +256,7 @@ def run_bench(
             raise ConfigError(f"--meta-from must not include the target column {_PROBLEM.target!r}")
         space = (load_config(config_path).get("defaults") or {}).get("space") or {"name": "nb201"}
         model = build_meta_model(tables[0], arch_column, meta_from, task_features, space, layout.bench_meta(out))
-    _RUNS = bench_runs(_PROBLEM, strategies, config_path, model, task_features.get(_PROBLEM.target))
+    _RUNS = bench_runs(_PROBLEM, strategies, config_path, model, task_features.get(_PROBLEM.target), ops)
     _TABLE = table_for(_PROBLEM.evaluator)
     for name in strategies:
         # A one-generation search pays the one-time import costs (torch's

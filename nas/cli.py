@@ -88,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", default=None, help="strategies' settings (default config/bench.yaml)")
     p.add_argument("--meta-from", default="", help="comma-separated columns: the knowledge of X+meta strategies")
     p.add_argument("--task-features", default=None, help="YAML: column -> its task features")
+    p.add_argument("--ops", default="", help="comma-separated: the space's ops in this order (a relabelling)")
 
     p = sub.add_parser("meta", help="meta-learning: task features, knowledge base, meta-model")
     meta = p.add_subparsers(dest="meta_command", required=True)
@@ -226,7 +227,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                             arch_column=args.arch_column, jobs=args.jobs, config_path=args.config or BENCH_CONFIG,
                             meta_from=[c for c in args.meta_from.split(",") if c], task_features=features,
                             objectives=objectives, constraints=constraints,
-                            cheap=[c for c in args.cheap.split(",") if c])
+                            cheap=[c for c in args.cheap.split(",") if c], ops=[o for o in args.ops.split(",") if o])
         for row in summary:
             print(f"{row['strategy']:>10} {row['budget']:>4} {row['mean']:8.3f} ± {row['std']:.3f}  regret {row['regret']:.3f}")
     elif args.command == "meta":

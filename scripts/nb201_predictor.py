@@ -20,7 +20,8 @@ import yaml
 
 from nas.evaluators.table import load_table
 from nas.meta.knowledge import from_table
-from nas.meta.model import MetaModel, spearman
+from nas.meta.model import MetaModel
+from nas.predictors import spearman
 
 REPO = Path(__file__).resolve().parents[1]
 

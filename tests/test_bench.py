@@ -6,7 +6,7 @@ import csv
 
 import yaml
 
-from nas.bench import BUDGETS, run_bench
+from nas.bench import BUDGETS, bench_runs, problem, run_bench
 from tests.helpers import OPS3, nas_cli
 
 
@@ -73,3 +73,16 @@ def test_bench_command_line(tmp_path, nb201_table):
                   "--strategies", "rea", "--out", str(tmp_path / "o"), "--config", str(bench_config(tmp_path, ("rea",))),
                   cwd=tmp_path, check=False)
     assert bad.returncode == 2 and "no column 'nope'" in bad.stderr
+
+
+def test_bench_relabels_the_operations(tmp_path, nb201_table):
+    """--ops: the same search with every genome index meaning another operation."""
+    config = bench_config(tmp_path, ("rea",))
+    relabelled = list(reversed(OPS3))
+    assert bench_runs(problem([str(nb201_table)], "arch", "val"), ["rea"], config, ops=relabelled)["rea"]["space"][
+        "ops"] == relabelled
+    for out, ops in (("plain", ()), ("relabelled", relabelled)):
+        run_bench(str(nb201_table), "val", ["rea"], seeds=3, budget=20, out=tmp_path / out, arch_column="arch",
+                  jobs=1, config_path=config, ops=ops)
+    plain, other = (read(tmp_path / o / "curves.tsv") for o in ("plain", "relabelled"))
+    assert len(plain) == len(other) == 60 and plain != other

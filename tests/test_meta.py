@@ -14,7 +14,8 @@ from nas.config import frozen
 from nas.evaluators.table import table_task_id as table_task
 from nas.meta.features import FEATURES, FEATURES_VERSION, computed, task_record
 from nas.meta.knowledge import CLIP, Knowledge, finished_runs, from_runs, from_table, read_knowledge
-from nas.meta.model import MetaModel
+from nas.meta.model import MetaModel, _Rows
+from nas.predictors import RidgePredictor, spearman
 from nas.meta.settings import meta_runs
 from nas.runner import strategy_for
 from nas.search import aggregate, columns, evaluated, propose
@@ -208,8 +209,6 @@ def _knowledge(tasks, value):
 
 
 def _truth_correlation(model, truth):
-    from nas.meta.model import spearman
-
     return spearman(model.predict({}, [nb201_arch(ops) for ops in ALL]), np.array([truth(ops) for ops in ALL]))
 
 
@@ -232,9 +231,8 @@ def test_cross_validation_keeps_the_predictor_of_sparse_noisy_knowledge_plain():
     model = MetaModel.build(knowledge, SPACE)
     rich = MetaModel.build(knowledge, SPACE)
     rich.encoding, rich.weighting, rich.ridge = ("genes", "pairs"), "exp", 0.1
-    from nas.meta.model import _Rows, _system
-
-    rich.weights, rich.offset = _system(_Rows.join(rich._rows()), "exp").solve(0.1, rich._mask(rich.encoding))
+    rows = _Rows.join(rich._rows())
+    rich.predictor = RidgePredictor(0.1).fit(rows.x[:, rich._mask(rich.encoding)], rows.y, np.exp(rows.y))
     chosen, weak = _truth_correlation(model, synthetic_score), _truth_correlation(rich, synthetic_score)
     assert model.encoding == ("genes",) and chosen > 0.6 and chosen > weak + 0.1
 

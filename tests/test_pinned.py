@@ -33,6 +33,7 @@ STRATEGIES = {
     "ls-predictor": {"name": "ls", "guide": "predictor", "restart": "kick"},
     "reinforce-lstm": {"name": "reinforce"},
     "reinforce-mlp": {"name": "reinforce", "controller": "mlp"},
+    "bananas": {"name": "bananas", "pool": 30},
 }
 DIGITS = {
     "seed": 3, "generations": 2, "population": 3, "candidates": 2,

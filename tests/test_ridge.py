@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from nas.ridge import RidgeSystem, one_hot
-from nas.strategies.predictor import LinearPredictor
 
 
 def test_one_hot_sets_one_column_per_gene():
@@ -23,15 +22,3 @@ def test_the_system_solves_the_closed_form_ridge():
     sub, _ = RidgeSystem(x, y, w).solve(0.5, np.array([0, 2]))
     assert np.allclose(sub, np.linalg.solve((x[:, [0, 2]].T * w) @ x[:, [0, 2]] + 0.5 * np.eye(2),
                                             (x[:, [0, 2]].T * w) @ (y - offset)))
-
-
-def test_the_linear_predictor_learns_an_additive_landscape_and_skips_failures():
-    rng = np.random.default_rng(1)
-    genomes = [tuple(int(g) for g in rng.integers(3, size=4)) for _ in range(60)]
-    truth = lambda g: float(sum((i + 1) * v for i, v in enumerate(g)))  # noqa: E731
-    fitness = [truth(g) for g in genomes]
-    fitness[0] = -np.inf
-    predicted = LinearPredictor((3,) * 4, ridge=0.01).fit(genomes, fitness).predict(genomes[1:])
-    assert np.allclose(predicted, [truth(g) for g in genomes[1:]], atol=0.05)
-    flat = LinearPredictor((3,) * 4).fit(genomes[:1], [-np.inf]).predict(genomes[:3])
-    assert np.all(flat == flat[0])

@@ -18,6 +18,8 @@ from nas.spaces.chain import ACTIVATIONS, LAYER_TYPES
 from nas.spaces.nb201 import ALL_OPS
 from nas.strategies import STRATEGIES
 from nas.strategies.genetic import CROSSOVERS, SELECTIONS
+from nas.predictors import PREDICTORS
+from nas.strategies.bananas import ACQUISITIONS, TARGETS
 from nas.strategies.local_search import RESTARTS
 from nas.strategies.predictor import GUIDES
 from nas.strategies.mutation import MUTATIONS
@@ -43,6 +45,9 @@ HOMES = {
     f"{RUN}.strategy.properties.formulation": FORMULATIONS,
     f"{RUN}.strategy.properties.controller": CONTROLLERS,
     f"{RUN}.strategy.properties.reward": REWARDS,
+    f"{RUN}.strategy.properties.acquisition": ACQUISITIONS,
+    f"{RUN}.strategy.properties.predictor": PREDICTORS,
+    f"{RUN}.strategy.properties.target": TARGETS,
     f"{RUN}.task.properties.name": TASKS,
     f"{RUN}.task.properties.rotation": ROTATIONS,
     f"{RUN}.training.properties.optimizer": OPTIMIZERS,

@@ -155,6 +155,22 @@ def test_active_genes_mark_each_gene_and_keep_every_gene_of_the_network(cfg):
             assert space.describe(space.canonical(tuple(other))) == space.describe(space.canonical(genome))
 
 
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=str)
+def test_every_encoding_gives_one_row_of_fixed_width_per_genome(cfg):
+    """A predictor's rows: as wide for every genome, equal for the same network, one-hot
+    setting one column per gene, the default encoding among the kinds (joined by '+')."""
+    space = make_space(cfg)
+    rng = np.random.default_rng(2)
+    genomes = [space.sample(rng) for _ in range(12)]
+    assert all(part in space.encodings() for part in space.default_encoding.split("+"))
+    for kind in (*space.encodings(), space.default_encoding):
+        x = space.encode(genomes, kind)
+        assert x.shape[0] == 12 and np.isfinite(x).all()
+        assert np.array_equal(space.encode(genomes[:1], kind)[0], x[0])
+    onehot = space.encode(genomes, "onehot")
+    assert onehot.shape[1] == sum(space.cardinalities()) and (onehot.sum(1) == len(space.cardinalities())).all()
+
+
 def test_the_default_gene_labels_number_genes_and_values():
     from nas.spaces.base import SearchSpace
 

@@ -45,6 +45,8 @@ def run(strategy_cfg, generations=8, population=8, n=6, seed=0):
         {"name": "ga", "crossover": "none", "mutation": "space"},
         {"name": "ls"},
         {"name": "ls", "guide": "predictor", "restart": "kick", "kick": 2},
+        {"name": "bananas", "pool": 30},
+        {"name": "bananas", "pool": 30, "acquisition": "ucb", "encoding": "onehot"},
     ],
 )
 def test_strategies_never_repeat_an_architecture_and_are_reproducible(cfg):
@@ -60,7 +62,7 @@ def test_strategies_never_repeat_an_architecture_and_are_reproducible(cfg):
 
 @pytest.mark.parametrize(
     "cfg", [{"name": "rea", "sample_size": 4}, {"name": "ga", "tournament_size": 3}, {"name": "ls"},
-            {"name": "ls", "guide": "predictor"}]
+            {"name": "ls", "guide": "predictor"}, {"name": "bananas", "pool": 30}]
 )
 def test_evolution_beats_random_on_a_smooth_landscape(cfg):
     """Averaged over seeds, guided search finds better cells than random search."""
@@ -196,16 +198,3 @@ def test_local_search_follows_known_better_neighbours_without_queries():
     history = [Evaluated("a", SPACE.to_string(start), start, 1.0), Evaluated("b", SPACE.to_string(better), better, 5.0)]
     proposals = strategy.propose(state, history, 3, np.random.default_rng(0))
     assert all(p.parents == ("b",) for p in proposals)
-
-
-def test_linear_predictor_recovers_an_additive_landscape():
-    from nas.strategies.predictor import LinearPredictor
-
-    rng = np.random.default_rng(0)
-    genomes = [SPACE.sample(rng) for _ in range(120)]
-    predictor = LinearPredictor(SPACE.cardinalities(), ridge=1e-6).fit(genomes, [score(g) for g in genomes])
-    test = [SPACE.sample(rng) for _ in range(20)]
-    assert np.allclose(predictor.predict(test), [score(g) for g in test], atol=1e-3)
-    # Failed candidates are left out of the fit; with none left, all predictions tie.
-    flat = LinearPredictor(SPACE.cardinalities()).fit(genomes[:3], [-math.inf] * 3).predict(test)
-    assert np.all(flat == flat[0])

@@ -53,7 +53,8 @@ import numpy as np
 from nas import layout
 from nas.io import ArtefactError, CorruptArtefact, read_json, write_json
 from nas.meta.knowledge import CLIP, Knowledge, read_knowledge
-from nas.ridge import PAIR_GENES, RidgeSystem, one_hot, pair_hot
+from nas.predictors import RidgePredictor, spearman
+from nas.ridge import PAIR_GENES, RidgeSystem
 from nas.spaces import SearchSpace, SpaceError, make_space
 
 # Encodings tried by the cross-validation, simplest first (ties go to the simpler).
@@ -83,8 +84,8 @@ class MetaModel:
         self.names = list(names)
         self.mean = np.asarray(mean, dtype=float)
         self.std = np.asarray(std, dtype=float)
-        self.weights = None if weights is None else np.asarray(weights, dtype=float)
-        self.offset = offset
+        # The fit through the predictor door; None before one (no knowledge).
+        self.predictor = None if weights is None else RidgePredictor.restored(weights, offset)
         self.encoding = tuple(encoding)
         self.weighting = weighting
         self.ridge = float(ridge)
@@ -110,7 +111,7 @@ class MetaModel:
         """Choose encoding, row weighting and ridge by cross-validation, then fit on everything."""
         rows = self._rows()
         if not rows:
-            self.weights, self.offset = None, 0.0
+            self.predictor = None
             return
         columns = self._columns()
         encodings = [e for e in ENCODINGS if all(b in columns for b in e)]
@@ -133,8 +134,9 @@ class MetaModel:
                         best = (rho, encoding, weighting, ridge)
         assert best is not None
         _, self.encoding, self.weighting, self.ridge = best
-        self.weights, self.offset = _system(_Rows.join(rows), self.weighting).solve(self.ridge,
-                                                                                    self._mask(self.encoding))
+        joined = _Rows.join(rows)
+        self.predictor = RidgePredictor(self.ridge).fit(joined.x[:, self._mask(self.encoding)], joined.y,
+                                                        _row_weights(joined.y, self.weighting))
 
     def _rows(self) -> list["_Rows"]:
         """One block of (encoded architecture, score) rows per known task, every column encoded."""
@@ -185,13 +187,12 @@ class MetaModel:
     def _encode(self, genomes: Sequence[tuple[int, ...]], task: np.ndarray, blocks: Sequence[str]) -> np.ndarray:
         """One-hot genes, then (when asked) pairs of genes, then genes x task features."""
         cards = self.space.cardinalities()
-        g = np.asarray(genomes, dtype=int).reshape(len(genomes), len(cards))
-        unary = one_hot(g, cards)
+        unary = self.space.encode(genomes, "onehot")
         parts = [unary]
         if "pairs" in blocks and len(cards) <= PAIR_GENES:
-            parts.append(pair_hot(g, cards))
+            parts.append(self.space.encode(genomes, "pairs"))
         if "task" in blocks and len(task):
-            parts.append((unary[:, :, None] * task[None, None, :]).reshape(len(g), -1))
+            parts.append((unary[:, :, None] * task[None, None, :]).reshape(len(genomes), -1))
         return np.concatenate(parts, 1)
 
     # -- using ------------------------------------------------------------------------
@@ -215,9 +216,9 @@ class MetaModel:
         genomes = self._parse(archs)
         out = np.full(len(archs), -CLIP)
         keep = [i for i, g in enumerate(genomes) if g is not None]
-        if keep and self.weights is not None:
+        if keep and self.predictor is not None:
             x = self._encode([genomes[i] for i in keep], self.standardise(features), self.encoding)
-            out[keep] = x @ self.weights + self.offset
+            out[keep] = self.predictor.predict(x)[0]
         return out
 
     def candidates(self) -> list[str]:
@@ -253,8 +254,8 @@ class MetaModel:
             "encoding": list(self.encoding),
             "weighting": self.weighting,
             "ridge": self.ridge,
-            "offset": self.offset,
-            "weights": None if self.weights is None else [round(float(v), 8) for v in self.weights],
+            "offset": 0.0 if self.predictor is None else self.predictor.offset,
+            "weights": None if self.predictor is None else [round(float(v), 8) for v in self.predictor.coefficients],
             "selection": self.selection,
         })
 
@@ -309,23 +310,11 @@ def _system(rows: _Rows, weighting: str) -> RidgeSystem:
     is what makes the top of a dense benchmark table's prediction good.
     `uniform`: every row alike, which noisy scores (one short training each) may
     prefer, since exp(score) gives the luckiest trainings the most say."""
-    return RidgeSystem(rows.x, rows.y, np.exp(rows.y) if weighting == "exp" else None)
+    return RidgeSystem(rows.x, rows.y, _row_weights(rows.y, weighting))
 
 
-def _ranks(v: np.ndarray) -> np.ndarray:
-    """Ranks with ties averaged (many digits accuracies tie)."""
-    _, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    return ((ends - (counts - 1) / 2.0) - 1)[inverse]
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3:
-        return math.nan
-    ra, rb = _ranks(np.asarray(a)), _ranks(np.asarray(b))
-    if ra.std() == 0 or rb.std() == 0:
-        return math.nan
-    return float(np.corrcoef(ra, rb)[0, 1])
+def _row_weights(y: np.ndarray, weighting: str) -> np.ndarray | None:
+    return np.exp(y) if weighting == "exp" else None
 
 
 @lru_cache(maxsize=4)

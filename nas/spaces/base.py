@@ -17,6 +17,9 @@ the network:
                                          (what nas.report's picture draws)
     gene_labels()                        each gene's position and its values'
                                          names (what the importance table says)
+    encode(genomes, kind)                rows of numbers a predictor fits
+                                         (`encodings()`: onehot, and what the
+                                         space adds, e.g. nb201's path encoding)
     options()                            the space's options, defaults filled in
 """
 
@@ -28,11 +31,12 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from nas.registry import constructor_options
+from nas.ridge import one_hot, pair_hot
 
 if TYPE_CHECKING:  # torch stays out of the import path of propose/aggregate
     import torch
@@ -68,6 +72,8 @@ def conv_out(size: int, stride: int) -> int:
 
 class SearchSpace(ABC):
     name: str = ""
+    # The encoding a predictor uses unless told otherwise (`encode`'s kinds, '+'-joined).
+    default_encoding: str = "onehot"
 
     @abstractmethod
     def cardinalities(self) -> tuple[int, ...]:
@@ -198,6 +204,25 @@ class SearchSpace(ABC):
         operation-importance table and plot call a choice. The one home of these
         names; this default says "gene i" and the values' numbers."""
         return [(f"gene {i}", [str(v) for v in range(c)]) for i, c in enumerate(self.cardinalities())]
+
+    def encodings(self) -> tuple[str, ...]:
+        """The kinds `encode` knows (each may be joined with others by '+')."""
+        return ("onehot", "pairs")
+
+    def encode(self, genomes: Sequence[Genome], kind: str = "onehot") -> np.ndarray:
+        """(len(genomes), features) floats for a predictor. `onehot`, every space's:
+        one indicator per gene and value (gene i = v sets column offset_i + v);
+        `pairs`: one per pair of genes' values (what an additive model of genes
+        misses; many columns for a long genome); kinds joined by '+'
+        (`onehot+pairs`) are their columns side by side."""
+        if "+" in kind:
+            return np.hstack([self.encode(genomes, part) for part in kind.split("+")])
+        if kind == "onehot":
+            return one_hot(genomes, self.cardinalities())
+        if kind == "pairs":
+            return pair_hot(genomes, self.cardinalities())
+        raise SpaceError(f"space {self.name!r} has no encoding {kind!r}; choose one of: "
+                         + ", ".join(self.encodings()))
 
     def active_genes(self, genome: Genome) -> tuple[bool, ...]:
         """Which genes of `genome` mean something in its network: a gene that its

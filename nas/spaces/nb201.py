@@ -15,6 +15,8 @@ import functools
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Sequence
 
+import numpy as np
+
 from nas.options import integer, values
 from nas.spaces.base import Genome, SearchSpace, SpaceError, Stage, conv_out, head_cost, torch_modules
 
@@ -28,10 +30,24 @@ EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 STAGES = 3
 
 
+def _routes(node: int = 0) -> list[tuple[int, ...]]:
+    """The genes (edge indices) of every route from `node` to the cell output."""
+    if node == NODES - 1:
+        return [()]
+    return [(k, *rest) for k, (target, source) in enumerate(EDGES) if source == node for rest in _routes(target)]
+
+
+# Input-to-output routes, by their edges: 0->3, 0->1->3, 0->2->3, 0->1->2->3.
+ROUTES = tuple(sorted(_routes(), key=lambda r: (len(r), r)))
+
+
 class NB201Space(SearchSpace):
     """NAS-Bench-201 cells; options: channels (C), cells_per_stage (N), ops (subset and order)."""
 
     name = "nb201"
+    # Paths and edges side by side: on the NAS-Bench-201 table (docs/benchmarks.md) bananas
+    # found better cells within 25 and 50 queries with both than with either alone.
+    default_encoding = "path+onehot"
 
     def __init__(self, channels: int = 16, cells_per_stage: int = 5, ops: Sequence[str] | None = None):
         self.channels = integer("nb201", "channels", channels, 1, SpaceError)
@@ -100,6 +116,34 @@ class NB201Space(SearchSpace):
         """One position per edge, named "node<target><-node<source>" in the arch
         string's order; its values are the space's ops."""
         return [(f"node{target}<-node{source}", list(self.ops)) for target, source in EDGES]
+
+    def encodings(self) -> tuple[str, ...]:
+        return ("path", *super().encodings())
+
+    def encode(self, genomes: Sequence[Genome], kind: str = "onehot") -> np.ndarray:
+        """`path` (BANANAS, White et al. 2021): one indicator per sequence of
+        operations that some input-to-output route of the cell carries, over the
+        ops other than `none` (a route through `none` carries nothing): with k such
+        ops, k + k^2 + k^3 columns, sequences of length 1 first, each numbered in
+        base k by the ops' order in the space; `onehot` as every space."""
+        if kind != "path":
+            return super().encode(genomes, kind)
+        live = [i for i, op in enumerate(self.ops) if op != "none"]
+        digit = {op: d for d, op in enumerate(live)}
+        k = len(live)
+        starts = {length: sum(k**j for j in range(1, length)) for length in range(1, len(EDGES) + 1)}
+        width = starts[max(len(r) for r in ROUTES)] + k ** max(len(r) for r in ROUTES)
+        g = np.asarray(genomes, dtype=int).reshape(len(genomes), len(EDGES))
+        x = np.zeros((len(g), width))
+        for route in ROUTES:
+            carried = np.ones(len(g), dtype=bool)
+            column = np.zeros(len(g), dtype=int)
+            for edge in route:
+                op = g[:, edge]
+                carried &= np.isin(op, live)
+                column = column * max(k, 1) + np.array([digit.get(int(o), 0) for o in op])
+            x[np.flatnonzero(carried), starts[len(route)] + column[carried]] = 1.0
+        return x
 
     def options(self) -> dict[str, Any]:
         return {"channels": self.channels, "cells_per_stage": self.cells_per_stage, "ops": list(self.ops)}

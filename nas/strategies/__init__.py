@@ -19,6 +19,7 @@ STRATEGIES: dict[str, str] = {
     "ls": "nas.strategies.local_search:LocalSearch",
     "reinforce": "nas.strategies.reinforce:Reinforce",
     "nsga2": "nas.strategies.nsga2:NSGA2",
+    "bananas": "nas.strategies.bananas:Bananas",
 }
 
 

@@ -133,12 +133,12 @@ class LocalSearch(Strategy):
         spent on architectures whose measured cost rules them out."""
         if not any(e.violation > 0 for e in history):
             return np.zeros(len(genomes))
-        model = LinearPredictor(self.space.cardinalities()).fit(
+        model = LinearPredictor(self.space).fit(
             [e.genome for e in history], [e.violation for e in history])
         return (model.predict(genomes) > BREACH).astype(float)
 
     def _predictor(self, history: Sequence[Evaluated]) -> LinearPredictor:
-        return LinearPredictor(self.space.cardinalities()).fit([e.genome for e in history], [e.fitness for e in history])
+        return LinearPredictor(self.space).fit([e.genome for e in history], [e.fitness for e in history])
 
     def _climb(self, here: Evaluated, by_arch: dict[str, Evaluated]) -> Evaluated:
         """Follow the best known better neighbour until there is none."""
@@ -244,7 +244,7 @@ class LocalSearch(Strategy):
                 sign = 1.0 if objective["direction"] == "max" else -1.0
                 columns.append([sign * c[objective["metric"]] for c in cheap])
             else:
-                model = LinearPredictor(self.space.cardinalities(), pairs=pairs).fit(
+                model = LinearPredictor(self.space, pairs=pairs).fit(
                     [e.genome for e in good], [e.values[k] for e in good])
                 columns.append([float(v) for v in model.predict(genomes)])
         return [tuple(row) for row in zip(*columns)]

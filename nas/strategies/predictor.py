@@ -1,10 +1,12 @@
-"""A cheap surrogate of fitness: ridge regression on one-hot encoded genes.
+"""The ls guide's surrogate of fitness: ridge regression on one-hot genes.
 
 Fitted on the architectures evaluated so far, it ranks candidates that have
 not been evaluated, at no query cost. It assumes each gene's value adds its
-own share to the fitness -- crude, but with a few dozen evaluations it orders
-neighbours better than chance on cell spaces, and it knows nothing of any
-particular benchmark.
+own share to the fitness (with `pairs`, each pair of genes' values too) --
+crude, but with a few dozen evaluations it orders neighbours better than
+chance on cell spaces, and it knows nothing of any particular benchmark.
+The encoding is the space's (`SearchSpace.encode`), the fit the predictor
+door's ridge (`nas.predictors.RidgePredictor`).
 """
 
 from __future__ import annotations
@@ -14,37 +16,31 @@ from typing import Sequence
 
 import numpy as np
 
-from nas.ridge import RidgeSystem, one_hot, pair_hot
-from nas.spaces.base import Genome
+from nas.predictors import RidgePredictor
+from nas.spaces.base import Genome, SearchSpace
 
 # A strategy's `guide` option: whether it screens by this predictor (ls, nsga2).
 GUIDES = ("none", "predictor")
 
 
 class LinearPredictor:
-    """`pairs`: pairs of genes as features too (pair_hot), for spaces of few genes."""
+    """`pairs`: pairs of genes as features too, for spaces of few genes."""
 
-    def __init__(self, cardinalities: Sequence[int], ridge: float = 1.0, pairs: bool = False) -> None:
-        self.cardinalities = tuple(cardinalities)
-        self.ridge = ridge
-        self.pairs = pairs
-        self.weights: np.ndarray | None = None
-        self.mean = 0.0
-
-    def encode(self, genomes: Sequence[Genome]) -> np.ndarray:
-        x = one_hot(genomes, self.cardinalities)
-        return np.concatenate([x, pair_hot(genomes, self.cardinalities)], 1) if self.pairs else x
+    def __init__(self, space: SearchSpace, ridge: float = 1.0, pairs: bool = False) -> None:
+        self.space = space
+        self.encoding = "onehot+pairs" if pairs else "onehot"
+        self.model = RidgePredictor(ridge)
 
     def fit(self, genomes: Sequence[Genome], fitness: Sequence[float]) -> "LinearPredictor":
         """Fit on the finite fitness values; with none, predictions are all equal."""
         pairs = [(g, f) for g, f in zip(genomes, fitness) if math.isfinite(f)]
-        if not pairs:
-            self.weights = np.zeros(self.encode([tuple(0 for _ in self.cardinalities)]).shape[1])
-            return self
-        x = self.encode([g for g, _ in pairs])
-        self.weights, self.mean = RidgeSystem(x, np.array([f for _, f in pairs])).solve(self.ridge)
+        x = self.space.encode([g for g, _ in pairs], self.encoding) if pairs else np.zeros((0, 0))
+        self.model.fit(x, np.array([f for _, f in pairs]))
         return self
 
     def predict(self, genomes: Sequence[Genome]) -> np.ndarray:
-        assert self.weights is not None, "fit() first"
-        return self.encode(genomes) @ self.weights + self.mean
+        """The predicted fitness of each genome."""
+        assert self.model.coefficients is not None, "fit() first"
+        if not len(self.model.coefficients):  # fitted on nothing: every prediction the same
+            return np.zeros(len(genomes))
+        return self.model.predict(self.space.encode(genomes, self.encoding))[0]
