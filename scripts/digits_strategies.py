@@ -20,6 +20,7 @@ import argparse
 import copy
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +82,10 @@ def main() -> None:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(made, sort_keys=False))
     snakemake = str(Path(sys.executable).parent / "snakemake")
+    start = time.perf_counter()
     subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
-                    str(path), "--cores", str(args.cores), "--quiet"], check=True)
+                    str(path.resolve()), "--cores", str(args.cores), "--quiet", "rules"], check=True)
+    print(f"snakemake: {time.perf_counter() - start:.0f} s wall", flush=True)
     rows = summarise(workdir, made["runs"])
     write_tsv(Path(args.out or workdir / "strategies.tsv"), COLUMNS, rows)
     print("\t".join(COLUMNS))

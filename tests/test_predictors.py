@@ -19,7 +19,7 @@ from nas.spaces.nb201 import ALL_OPS, NB201Space
 from nas.strategies import Evaluated, StrategyError, make_strategy
 from nas.strategies.bananas import expected_improvement
 from nas.strategies.predictor import LinearPredictor
-from tests.helpers import OPS3, nb201_arch, snakemake, synthetic_score, table_run, write_config
+from tests.helpers import OPS3, REPO, load_script, nb201_arch, snakemake, synthetic_score, table_run, write_config
 
 SPACE = NB201Space()
 
@@ -187,3 +187,16 @@ def test_bananas_through_the_workflow(tmp_path, nb201_table):
     history = (tmp_path / "results" / "b" / "history.tsv").read_text()
     assert history == tsv_text(columns(run), run_in_process(run))
     assert history.count("\n") == 1 + 6 + 2 * 4
+
+
+def test_the_digits_comparison_runs_the_default_search_with_each_strategy():
+    """scripts/digits_strategies.py: equal trainings, only strategy and seed differ."""
+    made = load_script("digits_strategies").config(["rea", "bananas"], 2)
+    runs = resolve_runs(made)
+    assert sorted(runs) == ["bananas-s0", "bananas-s1", "rea-s0", "rea-s1"]
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["defaults"]
+    for name, run in runs.items():
+        assert run["strategy"]["name"] == name.split("-")[0] and run["seed"] == int(name[-1])
+        assert (run["population"], run["candidates"], run["generations"]) == \
+            (default["population"], default["candidates"], default["generations"])
+        assert run["task"] == runs["rea-s0"]["task"] and run["training"] == runs["rea-s0"]["training"]
