@@ -85,6 +85,20 @@ def test_the_ensemble_fits_a_toy_function_and_is_unsure_away_from_its_data():
                               model.predict(test)[0])
 
 
+def test_the_ensembles_gradients_are_the_finite_differences():
+    x, _ = _toy(20, 2)
+    model = EnsemblePredictor(members=3, hidden=(6, 5), epochs=0, seed=3).fit(x, np.zeros(20))
+    out, inputs = model._forward(x)
+    grads = [np.zeros_like(p) for p in model._params]
+    model._backward(np.ones_like(out)[:, :, None], inputs, grads)  # d(sum of outputs)
+    base, eps = out.sum(), 1e-6
+    for k, p in enumerate(model._params):
+        index = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(grads[k])), p.shape))
+        p[index] += eps
+        assert (model._forward(x)[0].sum() - base) / eps == pytest.approx(grads[k][index], rel=1e-4, abs=1e-6)
+        p[index] -= eps
+
+
 def test_row_weights_move_the_fit_towards_the_heavy_rows():
     x = np.array([[0.0], [0.0]])
     y = np.array([0.0, 1.0])
