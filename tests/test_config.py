@@ -33,7 +33,7 @@ def test_runs_override_defaults_and_a_new_name_starts_afresh(nb201_table):
 
 BAD = [
     # (path into the run settings, value, words the message must contain)
-    (("strategy", "name"), "hillclimb", ["runs.r.strategy.name", "'hillclimb'", "choose one of: ga, ", "random, rea"]),
+    (("strategy", "name"), "hillclimb", ["runs.r.strategy.name", "'hillclimb'", "choose one of: bananas, ga, ", "random, rea"]),
     (("space", "name"), "darts", ["runs.r.space.name", "nb201"]),
     (("space", "ops"), ["nor_conv_7x7"], ["runs.r.space.ops.0", "nor_conv_3x3"]),
     (("task", "name"), "imagenet", ["runs.r.task.name", "cifar10"]),

@@ -122,7 +122,7 @@ def test_dry_run_plans_every_generation(tmp_path, nb201_table):
 @pytest.mark.parametrize(
     "override, words",
     [
-        ({"strategy": {"name": "nope"}}, ["runs.bad.strategy.name", "'nope'", "choose one of: ga, "]),
+        ({"strategy": {"name": "nope"}}, ["runs.bad.strategy.name", "'nope'", "choose one of: bananas, ga, "]),
         ({"population": 1}, ["runs.bad.population", ">= 2"]),
         ({"strategy": {"name": "ga", "crossover_rate": 2}}, ["runs.bad.strategy.crossover_rate", "<= 1"]),
         ({"space": {"name": "nb201", "ops": ["conv_9x9"]}}, ["runs.bad.space.ops.0"]),
