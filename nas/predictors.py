@@ -21,8 +21,9 @@ ensemble   `members` small multi-layer perceptrons that differ only in their
            random initial weights, trained full-batch with Adam on the same
            rows; mean and std over the members (the BANANAS predictor, White,
            Neiswanger & Savani, AAAI 2021, in NumPy: the members are trained
-           together as one batched array, so a fit of 100 rows takes
-           milliseconds, not a torch import).
+           together as one batched array, so a fit of 50-100 rows takes
+           about 0.1 s on one thread (scripts/bananas_cost.py), and no torch
+           import).
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ class EnsemblePredictor(Predictor):
                   for shape in ((self.members, fan_in, fan_out), (self.members, 1, fan_out))]
         # Every weight and bias is a view into one flat vector, and so is every
         # gradient: Adam then updates all of them in a handful of array operations.
-        theta, grad = np.zeros(sum(math.prod(s) for s in shapes)), np.zeros(sum(math.prod(s) for s in shapes))
+        total = sum(math.prod(s) for s in shapes)
+        theta, grad = np.zeros(total), np.zeros(total)
         decay = np.zeros_like(theta)
         self._params, grads, at = [], [], 0
         for k, shape in enumerate(shapes):
