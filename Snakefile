@@ -21,8 +21,10 @@ try:
 except ModuleNotFoundError:
     sys.exit(f"snakenas: the `nas` package is not installed in {sys.executable}; "
              f"run `make` (or `pip install -e .`) in {workflow.basedir}")
-from nas.config import ConfigError, candidates_in, execution_settings, frozen, load_config, merge, resolve_runs
+from nas.config import (ConfigError, candidates_in, execution_settings, frozen, load_config, merge, resolve_runs,
+                        screen_proxy)
 from nas.evaluators import evaluator_for
+from nas.evaluators.proxy import needs_network
 from nas.io import write_yaml
 
 if "runs" not in config:

@@ -58,6 +58,8 @@ from nas.runner import run_in_process
 
 BUDGETS = (10, 25, 30, 50, 100, 150, 300)
 META_SUFFIX = "+meta"
+# X+screen: run X screened by the bench config's `screen` (a predictor: free on a table).
+SCREEN_SUFFIX = "+screen"
 BENCH_CONFIG = Path(__file__).resolve().parents[1] / "config" / "bench.yaml"
 
 
@@ -164,17 +166,20 @@ def bench_runs(
     """The bench config's runs named in `strategies`, on the problem's table.
 
     A strategy `X+meta` is run X warm-started from the meta-model in
-    `meta_model`, with the bench config's `warm_start` settings; `features`
+    `meta_model`, with the bench config's `warm_start` settings and its
+    `meta_screen`; `X+screen` (or `X+meta+screen`) is run X with the bench
+    config's `screen` instead; `features`
     are the target column's declared task features; `ops`, when given, the
     space's operations in that order (a relabelling: each genome index means
     another operation, which a strategy should not notice)."""
     config = load_config(config_path)
-    base = {s: s.removesuffix(META_SUFFIX) for s in strategies}
+    base = {s: s.removesuffix(SCREEN_SUFFIX).removesuffix(META_SUFFIX) for s in strategies}
     missing = [s for s in base.values() if s not in config["runs"]]
     if missing:
         raise ValueError(f"{config_path} has no run {missing[0]!r}; it has: {', '.join(config['runs'])}")
-    if any(s.endswith(META_SUFFIX) for s in strategies) and meta_model is None:
-        raise ConfigError(f"strategies ending in {META_SUFFIX!r} need the knowledge of other columns (--meta-from)")
+    warmed = {s for s in strategies if s.removesuffix(SCREEN_SUFFIX).endswith(META_SUFFIX)}
+    if warmed and meta_model is None:
+        raise ConfigError(f"strategies with {META_SUFFIX!r} need the knowledge of other columns (--meta-from)")
     defaults = {**(config.get("defaults") or {}), "evaluator": made.evaluator, "objectives": made.objectives}
     if made.constraints:
         defaults["constraints"] = made.constraints
@@ -182,11 +187,19 @@ def bench_runs(
         defaults["task"] = {**(defaults.get("task") or {}), "features": dict(features)}
     if ops:
         defaults["space"] = {**(defaults.get("space") or {}), "ops": list(ops)}
-    warm = {**(config.get("warm_start") or {}), "model": str(meta_model)}
+    warm = {"warm_start": {**(config.get("warm_start") or {}), "model": str(meta_model)}}
+    if config.get("meta_screen"):
+        warm["screen"] = dict(config["meta_screen"])
+
+    def variant(s: str) -> dict[str, Any]:
+        run = {**config["runs"][base[s]], **(warm if s in warmed else {})}
+        if s.endswith(SCREEN_SUFFIX):
+            run["screen"] = dict(config["screen"])
+        return run
+
     # Run names cannot hold '+': resolve under a stand-in, then key by the strategy's name.
-    names = {s: s.replace(META_SUFFIX, "_meta") for s in strategies}
-    runs = {names[s]: {**config["runs"][base[s]], **({"warm_start": warm} if s != base[s] else {})}
-            for s in strategies}
+    names = {s: s.replace("+", "_") for s in strategies}
+    runs = {names[s]: variant(s) for s in strategies}
     resolved = resolve_runs({"defaults": defaults, "runs": runs})
     return {s: {**resolved[names[s]], "name": s} for s in strategies}
 

@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--generation", "-g", type=int, required=True)
 
+    p = sub.add_parser("screen", help="score a generation's proposals by the run's proxy, keep its candidates")
+    p.add_argument("run_dir")
+    p.add_argument("--generation", "-g", type=int, required=True)
+
     p = sub.add_parser("train", help="train (or look up) one candidate spec")
     p.add_argument("spec")
     p.add_argument("--out", required=True, help="folder for metrics.json and epochs.csv")
@@ -152,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # The steps Snakemake runs: a damaged file they read is moved aside for the
 # next `snakemake` to re-make, never read again.
-WORKFLOW_STEPS = ("propose", "train", "evaluate", "aggregate", "report")
+WORKFLOW_STEPS = ("propose", "screen", "train", "evaluate", "aggregate", "report")
 META_STEPS = ("task", "build")  # python -m nas meta task|build: rules task_features and meta_model
 
 
@@ -183,13 +187,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         runs = resolve_runs(load_config(args.config or DEFAULT_CONFIG))
         for name, run in runs.items():
             objective = run["objectives"][0]
+            screen = run.get("screen")
             print(f"{name}: {run['strategy']['name']} on {run['space']['name']}, "
                   f"{run['generations']} generations, evaluator {run['evaluator']['name']}, "
-                  f"objective {objective['metric']} ({objective['direction']})")
+                  f"objective {objective['metric']} ({objective['direction']})"
+                  + (f", screened by {screen['by']} (keep {screen['keep']:g})" if screen else ""))
     elif args.command == "propose":
         from nas.steps import propose
 
         propose(args.run_dir, args.generation)
+    elif args.command == "screen":
+        from nas.steps import screen
+
+        screen(args.run_dir, args.generation)
     elif args.command == "train":
         if args.shared_trainer is not None:
             from nas import shared_trainer

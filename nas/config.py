@@ -18,12 +18,14 @@ import yaml
 
 from nas import layout
 from nas.evaluators import EvaluatorError, evaluator_class, evaluator_for
+from nas.evaluators.proxy import DEFAULT_BATCH, PROXIES, proxy_of
 from nas.evaluators.recipe import TRAINING_DEFAULTS
 from nas.io import CorruptArtefact, read_yaml
 from nas.objectives import ObjectiveError, constraints_of, describe_constraints, metric, resolve
 from nas.options import unknown_option
 from nas.spaces import SPACES, SpaceError, make_space
 from nas.strategies import StrategyError, make_strategy, strategy_class
+from nas.strategies.base import pool_size
 from nas.tasks import TaskError, task_class
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,6 +138,19 @@ def candidates_in(run: dict[str, Any], generation: int) -> int:
     return run["population"] if generation == 0 else run["candidates"]
 
 
+def screen_proxy(run: dict[str, Any]) -> str | None:
+    """The zero-cost proxy a run screens its proposals by, in a job of their own
+    between propose and training (`screen: {by: zc_<proxy>}`), or None."""
+    return proxy_of(str((run.get("screen") or {}).get("by", "")))
+
+
+def proposals_in(run: dict[str, Any], generation: int) -> int:
+    """How many architectures propose writes for a generation: its candidates, or
+    with a proxy screen the pool the screen job scores."""
+    n = candidates_in(run, generation)
+    return pool_size(n, run["screen"]["keep"]) if screen_proxy(run) else n
+
+
 # -- helpers ------------------------------------------------------------------------
 
 
@@ -200,6 +215,12 @@ def _describe(error: jsonschema.ValidationError, where) -> str:
     path = list(error.absolute_path)
     value = error.instance
     kind = error.validator
+    if kind == "additionalProperties" and path and path[-1] == "warm_start" and "filter" in (value or {}):
+        key = ".".join(map(str, where(path + ["filter"])))
+        k = value["filter"]
+        keep = f"{1 / k:g}" if isinstance(k, (int, float)) and not isinstance(k, bool) and k >= 1 else "1/k"
+        return (f"config key {key}: replaced by the run's screen: write `screen: {{by: meta, keep: {keep}}}` "
+                f"(filter: k proposes k x candidates and keeps the best-scored: keep 1/k)")
     if kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
@@ -271,6 +292,9 @@ def _resolved(run: dict[str, Any], where: Callable[[list], list]) -> dict[str, A
     if run["training"]["repeats"] > 1 and evaluator.deterministic:
         fail(["training", "repeats"], f"{run['training']['repeats']} trainings per candidate, but evaluator "
              f"{evaluator.name!r} is deterministic (every repeat would give the same metrics); set repeats: 1")
+    if run["training"]["repeats"] > 1 and not evaluator.trains and not evaluator.deterministic:
+        fail(["training", "repeats"], f"{run['training']['repeats']} trainings per candidate, but evaluator "
+             f"{evaluator.name!r} {evaluator.how}: repeats are for training; set repeats: 1")
     if run["resources"]["gpu_model"] and run["resources"]["gpus"] < 1:
         fail(["resources", "gpu_model"], f"{run['resources']['gpu_model']!r} asks for a GPU type, "
              "but resources.gpus is 0; set gpus to 1 or more")
@@ -278,6 +302,8 @@ def _resolved(run: dict[str, Any], where: Callable[[list], list]) -> dict[str, A
     constraints = _constraints(run.get("constraints"), evaluator, space, fail)
     if run.get("final") is not None:
         run["final"] = _final(run["final"], run, evaluator, objectives, fail)
+    if run.get("screen") is not None:
+        run["screen"] = _screen(run["screen"], run, evaluator, fail)
     for name in run.get("reference_point") or {}:
         if name not in [o["metric"] for o in objectives]:
             fail(["reference_point", name], f"{name!r} is not an objective of the run "
@@ -308,8 +334,8 @@ def _resolved(run: dict[str, Any], where: Callable[[list], list]) -> dict[str, A
 def _final(final: dict[str, Any], run: dict[str, Any], evaluator, objectives, fail) -> dict[str, Any]:
     """The `final:` section complete: epochs and pick rule resolved, so that final.yaml
     says exactly what the final step does."""
-    if evaluator.deterministic:
-        fail(["final"], f"evaluator {evaluator.name!r} looks architectures up, it trains no network: "
+    if not evaluator.trains:
+        fail(["final"], f"evaluator {evaluator.name!r} {evaluator.how}, it trains no network: "
              "there is no model to re-train or export; use evaluator: train")
     out = dict(final)
     if out["epochs"] is None:
@@ -328,6 +354,30 @@ def _final(final: dict[str, Any], run: dict[str, Any], evaluator, objectives, fa
             fail(["final", "pick"], f"{name!r} is not a metric of evaluator {evaluator.name!r} "
                  f"({', '.join(evaluator.produces)})")
     return out
+
+
+# The screens that run inside propose (nas.runner builds them), beside zc_<proxy>.
+PREDICTOR_SCREENS = ("meta", "predictor")
+
+
+def _screen(screen: dict[str, Any], run: dict[str, Any], evaluator, fail) -> dict[str, Any]:
+    """The `screen:` section checked and complete (batch_size filled for a proxy)."""
+    by = screen["by"]
+    proxy = proxy_of(by)
+    if proxy is None and by not in PREDICTOR_SCREENS:
+        fail(["screen", "by"], f"{by!r} is not a screen; choose a zero-cost proxy "
+             f"({', '.join('zc_' + p for p in PROXIES)}), meta or predictor")
+    if proxy is None:
+        if "batch_size" in screen:
+            fail(["screen", "batch_size"], f"screen by {by} scores no network; batch_size is for zc_<proxy> screens")
+        if by == "meta" and not run.get("warm_start"):
+            fail(["screen", "by"], "meta scores by the warm start's meta-model; add warm_start: {model: ...} "
+                 "or screen by predictor")
+        return {"by": by, "keep": float(screen["keep"])}
+    if evaluator.data_task() is None:
+        fail(["screen", "by"], f"{by} scores networks built for the run's data task, and evaluator "
+             f"{evaluator.name!r} has none; screen by predictor (or meta) instead")
+    return {"by": by, "keep": float(screen["keep"]), "batch_size": int(screen.get("batch_size", DEFAULT_BATCH))}
 
 
 def _metric_problem(name: str, evaluator) -> str | None:

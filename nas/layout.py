@@ -6,6 +6,8 @@ the workflow and the code can never disagree on a path.
 
     results/{run}/run.yaml                      settings that define the run
     results/{run}/gen_{g}/candidates/{c}.yaml   specs proposed for generation g
+    results/{run}/gen_{g}/proposals/{p}.yaml    with a screen by a proxy: what propose wrote, and
+    results/{run}/gen_{g}/screen.tsv            each one's score and the candidate it became
     results/{run}/gen_{g}/evals/{c}/            metrics.json, epochs.csv (checkpoint.pt while training)
     results/{run}/gen_{g}/table.tsv             one row per candidate of g
     results/{run}/gen_{g}/state/state.json      strategy state after g (policy.pt: reinforce's weights)
@@ -52,6 +54,24 @@ def gen_dir(rdir: str | Path, g: int | str) -> str:
 
 def candidates_dir(rdir: str | Path, g: int | str) -> str:
     return f"{gen_dir(rdir, g)}/candidates"
+
+
+def proposal_name(i: int | str) -> str:
+    """A proposal that a screen scores (before it keeps the candidates among them)."""
+    return f"p{i:03d}" if isinstance(i, int) else str(i)
+
+
+def proposals_dir(rdir: str | Path, g: int | str) -> str:
+    return f"{gen_dir(rdir, g)}/proposals"
+
+
+def proposal_spec(rdir: str | Path, g: int | str, i: int | str) -> str:
+    return f"{proposals_dir(rdir, g)}/{proposal_name(i)}.yaml"
+
+
+def screen_table(rdir: str | Path, g: int | str) -> str:
+    """Each proposal's score and the candidate it became (a screen by a proxy)."""
+    return f"{gen_dir(rdir, g)}/screen.tsv"
 
 
 def spec(rdir: str | Path, g: int | str, c: int | str) -> str:
@@ -268,6 +288,6 @@ def bench_meta(out: str | Path) -> Path:
 def remake_target(path: str | Path) -> Path:
     """What to move aside so that Snakemake re-makes a damaged artefact: the
     file itself, or the whole folder where the folder is the job's output
-    (a generation's candidates, a strategy's state)."""
+    (a generation's candidates or proposals, a strategy's state)."""
     path = Path(path)
-    return path.parent if path.parent.name in ("candidates", "state") else path
+    return path.parent if path.parent.name in ("candidates", "proposals", "state") else path

@@ -12,12 +12,15 @@ import functools
 from typing import Any, Callable
 
 from nas import search
+from nas.config import screen_proxy
 from nas.evaluators import evaluator_for
 from nas.evaluators.repeats import evaluate_repeated
 from nas.meta.warm import apply
 from nas.objectives import constraints_of, describe_constraints, objectives_of
 from nas.spaces import make_space
 from nas.strategies import Evaluated, Strategy, make_strategy
+from nas.strategies.base import Screen
+from nas.strategies.predictor import predictor_score
 
 
 def strategy_for(run: dict[str, Any]) -> Strategy:
@@ -33,7 +36,22 @@ def strategy_for(run: dict[str, Any]) -> Strategy:
     strategy.feasible = evaluator.cheap_feasible(space, strategy.constraints)
     if strategy.feasible is not None:
         strategy.feasibility = describe_constraints(evaluator.cheap_constraints(strategy.constraints))
-    return apply(strategy, run)
+    strategy = apply(strategy, run)
+    strategy.screen = _screen(strategy, run)
+    return strategy
+
+
+def _screen(strategy: Strategy, run: dict[str, Any]) -> Screen | None:
+    """The run's screen when it runs inside propose (by the meta-model or a
+    predictor); a screen by a proxy is a step of its own (nas.search.screen)."""
+    cfg = run.get("screen")
+    if not cfg or screen_proxy(run):
+        return None
+    if cfg["by"] == "meta":
+        warm = strategy.warm
+        assert warm is not None and warm.score is not None, "screen by meta needs a warm start (nas.config checks)"
+        return Screen(cfg["keep"], lambda genomes, _history, _rng: warm.score(genomes))
+    return Screen(cfg["keep"], predictor_score(strategy.space))
 
 
 def run_in_process(
@@ -60,6 +78,8 @@ def run_in_process(
     rows_all: list[dict[str, Any]] = []
     for g in range(run["generations"] if generations is None else generations):
         specs = search.propose(run, g, state, history, strategy)
+        if screen_proxy(run):
+            specs, _ = search.screen(run, g, specs, search.screen_scores(run, specs))
         rows, state = search.aggregate(run, state, specs, [evaluate(s) for s in specs], strategy)
         rows_all.extend(rows)
         history.extend(search.evaluated(r, objectives, constraints) for r in rows)

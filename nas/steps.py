@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nas import layout, search
-from nas.config import candidates_in, load_run
+from nas.config import ConfigError, candidates_in, load_run, proposals_in, screen_proxy
 from nas.evaluators import Evaluation, Evaluator, evaluator_for
 from nas.evaluators.repeats import evaluate_repeated, write_evaluation
 from nas.io import CorruptArtefact, read_json, read_tsv, read_yaml, write_dir, write_tsv, write_yaml
@@ -56,14 +56,34 @@ def propose(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
     objectives, constraints = objectives_of(run), constraints_of(run)
     history = [search.evaluated(r, objectives, constraints) for r in load_history(rdir, run, generation)]
     specs = search.propose(run, generation, state, history, strategy)
-
-    def write_specs(folder: Path) -> None:
-        for spec in specs:
-            write_yaml(folder / f"{spec['candidate']}.yaml", spec)
-
-    write_dir(layout.candidates_dir(rdir, generation), write_specs)
+    # With a screen by a proxy these are its proposals; the screen step keeps the candidates.
+    folder = layout.proposals_dir if screen_proxy(run) else layout.candidates_dir
+    _write_specs(folder(rdir, generation), specs)
     for s in specs:
         print(f"{s['candidate']} {s['origin']:<18} {s['arch']}", file=sys.stderr)
+    return specs
+
+
+def _write_specs(folder: str, specs: list[dict[str, Any]]) -> None:
+    def write_specs(out: Path) -> None:
+        for spec in specs:
+            write_yaml(out / f"{spec['candidate']}.yaml", spec)
+
+    write_dir(folder, write_specs)
+
+
+def screen(rdir: str | Path, generation: int) -> list[dict[str, Any]]:
+    """Score a generation's proposals by the run's proxy and keep its candidates:
+    writes screen.tsv (every proposal's score), then the candidates folder."""
+    run = load_run(rdir)
+    if screen_proxy(run) is None:
+        raise ConfigError(f"run {run['name']!r} has no screen by a zero-cost proxy (screen.by: zc_<proxy>)")
+    proposals = [read_spec(layout.proposal_spec(rdir, generation, i)) for i in range(proposals_in(run, generation))]
+    specs, rows = search.screen(run, generation, proposals, search.screen_scores(run, proposals))
+    write_tsv(layout.screen_table(rdir, generation), search.screen_columns(run), rows)
+    _write_specs(layout.candidates_dir(rdir, generation), specs)
+    for s in specs:
+        print(f"{s['candidate']} (was {s['screened']['proposal']}) {s['arch']}", file=sys.stderr)
     return specs
 
 

@@ -6,6 +6,8 @@ FINAL = layout.final_dir(RUN)
 SOFTWARE = "../envs/snakenas.yaml"
 # Each run's evaluator (light: no torch), for what its jobs look like.
 EVALUATORS = {name: evaluator_for(run) for name, run in RUNS.items()}
+# Runs screened by a zero-cost proxy (a screen job per generation) -> the proxy.
+SCREENED = {name: screen_proxy(run) for name, run in RUNS.items() if screen_proxy(run)}
 
 
 def run_of(wc):

@@ -1,5 +1,5 @@
-# One search = run settings, then per generation: propose -> evaluate -> aggregate;
-# then a report. Paths come from nas/layout.py. An evaluator evaluates either one
+# One search = run settings, then per generation: propose (-> screen) -> evaluate
+# -> aggregate; then a report. Paths come from nas/layout.py. An evaluator evaluates either one
 # candidate per job (rule train) or a whole generation per job (the evaluate_*
 # rules below, for a table look-up): both write the same evals/{c}/ files.
 
@@ -16,6 +16,7 @@ wildcard_constraints:
 localrules:
     run_settings,
     propose,
+    propose_proposals,
     aggregate,
     report,
 
@@ -34,6 +35,8 @@ rule run_settings:
 
 
 rule propose:
+    wildcard_constraints:
+        run=runs_matching(n for n in RUNS if n not in SCREENED),
     input:
         settings=layout.run_config(RUN),
         state=previous_state,
@@ -51,6 +54,56 @@ rule propose:
         SOFTWARE
     shell:
         "snakenas propose {params.rdir} --generation {wildcards.g} 2> {log}"
+
+
+# A run screened by a zero-cost proxy: propose writes the proposals (candidates
+# / keep of them), and one job per generation scores them (networks built,
+# never trained) and keeps the generation's candidates, best first.
+rule propose_proposals:
+    wildcard_constraints:
+        run=runs_matching(SCREENED),
+    input:
+        settings=layout.run_config(RUN),
+        state=previous_state,
+        meta=lambda wc: warm_start_inputs(run_of(wc), wc.g),
+    output:
+        directory(layout.proposals_dir(RUN, "{g}")),
+    log:
+        layout.log(RUN, "propose", "{g}"),
+    benchmark:
+        layout.benchmark(RUN, "propose", "{g}")
+    params:
+        rdir=run_dir,
+    conda:
+        SOFTWARE
+    shell:
+        "snakenas propose {params.rdir} --generation {wildcards.g} 2> {log}"
+
+
+rule screen:
+    wildcard_constraints:
+        run=runs_matching(SCREENED),
+    input:
+        settings=layout.run_config(RUN),
+        proposals=layout.proposals_dir(RUN, "{g}"),
+    output:
+        candidates=directory(layout.candidates_dir(RUN, "{g}")),
+        table=layout.screen_table(RUN, "{g}"),
+    log:
+        layout.log(RUN, "screen", "{g}"),
+    benchmark:
+        layout.benchmark(RUN, "screen", "{g}")
+    # Scoring builds networks (torch) unless every screen is by params or flops.
+    localrule: not any(needs_network([p]) for p in SCREENED.values())
+    retries: EXECUTION["train_retries"]
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        rdir=run_dir,
+    conda:
+        SOFTWARE
+    shell:
+        "snakenas screen {params.rdir} --generation {wildcards.g} 2> {log}"
 
 
 rule train:

@@ -73,7 +73,7 @@ TARGETS: dict[str, dict[str, Any]] = {
 
 
 def build_config(seeds: int = 5, generations: int = 4, source_generations: int = 6, source_seeds: int = 2,
-                 top: int = 8, filter: int = 2, population: int = 8, candidates: int = 8, repeats: int = 1,
+                 top: int = 8, keep: float = 0.5, population: int = 8, candidates: int = 8, repeats: int = 1,
                  final_top: int = 0, final_repeats: int = 3) -> dict[str, Any]:
     """The experiment's config: sources, then per target and seed a cold and a warm run.
     `repeats`: training.repeats of every search; `final_top` > 0 gives each target run
@@ -96,7 +96,8 @@ def build_config(seeds: int = 5, generations: int = 4, source_generations: int =
             task = {**DEFAULTS["task"], **options}
             runs[f"{target}-cold-s{seed}"] = {"seed": seed, "task": task, **copy.deepcopy(final)}
             runs[f"{target}-warm-s{seed}"] = {"seed": seed, "task": copy.deepcopy(task), **copy.deepcopy(final),
-                                              "warm_start": {"model": "results/meta", "top": top, "filter": filter}}
+                                              "warm_start": {"model": "results/meta", "top": top},
+                                              **({"screen": {"by": "meta", "keep": keep}} if keep < 1 else {})}
     return {"defaults": defaults, "runs": runs, "meta": {"runs": sources}}
 
 
@@ -189,7 +190,8 @@ def oracle_config(config: dict[str, Any], seeds: int) -> dict[str, Any]:
     for target in TARGETS:
         for seed in range(seeds):
             run = copy.deepcopy(config["runs"][f"{target}-warm-s{seed}"])
-            run["warm_start"] = {**run["warm_start"], "model": f"results/oracle-{target}", "filter": 1}
+            run["warm_start"] = {**run["warm_start"], "model": f"results/oracle-{target}"}
+            run.pop("screen", None)  # the oracle's seeds alone: no screen
             runs[f"{target}-oracle-s{seed}"] = run
     return {"defaults": config["defaults"], "runs": runs}
 
@@ -307,7 +309,8 @@ def main() -> None:
                         help="of each source run (6 x 8 trainings: the default search)")
     parser.add_argument("--source-seeds", type=int, default=2, help="source runs per source variant")
     parser.add_argument("--top", type=int, default=8, help="warm_start.top")
-    parser.add_argument("--filter", type=int, default=2, help="warm_start.filter")
+    parser.add_argument("--keep", type=float, default=0.5,
+                        help="screen.keep of the warm runs (a screen by the meta-model; 1: no screen)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "meta_digits",
                         help="prefix of the TSV and PNG written (default docs/meta_digits)")
@@ -326,7 +329,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = build_config(args.seeds, args.generations, args.source_generations, args.source_seeds, args.top,
-                          args.filter, repeats=args.repeats, final_top=args.final_top,
+                          args.keep, repeats=args.repeats, final_top=args.final_top,
                           final_repeats=args.final_repeats)
     if args.config_only:
         args.config_only.write_text(yaml.safe_dump(config, sort_keys=False))

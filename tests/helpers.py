@@ -6,8 +6,10 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
@@ -110,6 +112,22 @@ def snakemake(workdir: Path, *args: str, timeout: float = 600, check: bool = Tru
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def kill_when(workdir: Path, appears: Path, *args: str, timeout: float = 300) -> None:
+    """Start the real snakemake in `workdir` and SIGKILL it with every job it started
+    (as a lost node or an OOM killer would) as soon as `appears` exists (a step's
+    log: the step is running), or when it ends or `timeout` passes."""
+    proc = subprocess.Popen(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=without_slurm())
+    deadline = time.time() + timeout
+    while not appears.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def nas_cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

@@ -129,7 +129,7 @@ def test_resolving_the_default_config_does_not_import_torch():
     assert out.returncode == 0, out.stderr
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "examples/long.yaml", "examples/compare.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "examples/long.yaml", "examples/compare.yaml", "examples/screen.yaml"])
 def test_shipped_configs_resolve(name):
     runs = resolve_runs(load_config(REPO / "config" / name))
     assert runs and all(run["name"] == key for key, run in runs.items())

@@ -157,9 +157,10 @@ def test_the_family_oracle_reruns_the_warm_runs_from_the_target_s_own_cells(tmp_
     for name, run in oracle["runs"].items():
         target, seed = name.split("-oracle-s")
         warm = config["runs"][f"{target}-warm-s{seed}"]
-        assert run["warm_start"] == {**warm["warm_start"], "model": f"results/oracle-{target}", "filter": 1}
+        assert run["warm_start"] == {**warm["warm_start"], "model": f"results/oracle-{target}"}
+        assert warm["screen"] == {"by": "meta", "keep": 0.5} and "screen" not in run
         assert {k: v for k, v in run.items() if k != "warm_start"} == \
-            {k: v for k, v in warm.items() if k != "warm_start"}
+            {k: v for k, v in warm.items() if k not in ("warm_start", "screen")}
     path = tmp_path / "oracle.yaml"
     path.write_text(yaml.safe_dump(oracle))
     assert "rot180-noise-oracle-s1" in nas_cli("check", str(path), cwd=tmp_path).stdout

@@ -261,9 +261,10 @@ def model_dir(tmp_path):
     return folder
 
 
-def warm_run(table, model_dir, strategy, **warm):
+def warm_run(table, model_dir, strategy, screen=None, **warm):
     run = table_run(table, strategy=strategy, task={"name": "digits", "features": {"f": 0.0}},
-                    warm_start={"model": str(model_dir), "top": 4, "filter": 1, "pretrain_steps": 100, **warm})
+                    warm_start={"model": str(model_dir), "top": 4, "pretrain_steps": 100, **warm},
+                    **({"screen": screen} if screen else {}))
     return resolve_runs({"runs": {"w": run}})["w"]
 
 
@@ -296,10 +297,10 @@ def test_pretrained_reinforce_puts_more_probability_on_the_seeds(nb201_table, mo
     assert probabilities[1] > 3 * probabilities[0]
 
 
-def test_the_filter_keeps_the_best_scored_proposals(nb201_table, model_dir):
+def test_the_meta_screen_keeps_the_best_scored_proposals(nb201_table, model_dir):
     from nas.evaluators.table import table_for
 
-    run = warm_run(nb201_table, model_dir, {"name": "rea", "sample_size": 2}, filter=5)
+    run = warm_run(nb201_table, model_dir, {"name": "rea", "sample_size": 2}, screen={"by": "meta", "keep": 0.2})
     strategy = strategy_for(run)
     state = strategy.initial_state()
     specs = propose(run, 0, state, [], strategy)
@@ -317,7 +318,7 @@ def test_config_refuses_bad_warm_start_keys():
     for bad, words in (({"model": "m", "seeds": 3}, "runs.r.warm_start.seeds: unknown key"),
                        ({"top": 3}, "'model' is a required property"),
                        ({"model": "m", "top": 0}, "runs.r.warm_start.top: must be >= 1"),
-                       ({"model": "m", "filter": "x"}, "runs.r.warm_start.filter: expected integer")):
+                       ({"model": "m", "pretrain_steps": "x"}, "runs.r.warm_start.pretrain_steps: expected integer")):
         with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
             resolve_runs({"runs": {"r": {"warm_start": bad}}})
     with pytest.raises(ConfigError, match="meta.tables.0.columns.c.f: expected number"):
@@ -325,7 +326,9 @@ def test_config_refuses_bad_warm_start_keys():
 
 
 def test_meta_runs_are_the_runs_without_a_warm_start_from_results_meta():
-    runs = {"a": {}, "b": {"warm_start": {"model": "results/meta"}}, "c": {"warm_start": {"model": "other"}}}
+    runs = {"a": {}, "b": {"warm_start": {"model": "results/meta"}}, "c": {"warm_start": {"model": "other"}},
+            "zc": {"evaluator": {"name": "proxy"}}}
+    # A proxy's scores are not results of the task: not knowledge unless named.
     assert meta_runs({"tables": []}, runs) == ["a", "c"]
     assert meta_runs({}, runs) == []
     with pytest.raises(ConfigError, match="meta.runs: run 'b' is warm-started"):

@@ -18,7 +18,8 @@ def bench_config(tmp_path):
         "defaults": {"space": {"name": "nb201", "ops": OPS3}},
         "runs": {"random": {"population": 5, "candidates": 5, "strategy": {"name": "random"}},
                  "rea": {"population": 10, "candidates": 5, "strategy": {"name": "rea", "sample_size": 3}}},
-        "warm_start": {"top": 5, "filter": 3},
+        "warm_start": {"top": 5},
+        "meta_screen": {"by": "meta", "keep": 1 / 3},
     }
     path = tmp_path / "bench.yaml"
     path.write_text(yaml.safe_dump(config))

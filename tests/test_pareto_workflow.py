@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import signal
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +24,7 @@ from nas.report import summarise
 from nas.runner import run_in_process
 from nas.search import columns
 from tests.helpers import (
-    REPO, SNAKEMAKE, cost_table_run, look_up, nas_cli, snakemake, without_slurm, write_config, write_cost_table,
+    cost_table_run, kill_when, look_up, nas_cli, snakemake, write_config, write_cost_table,
 )
 
 PARAMS_MAX, LATENCY_MAX = 28000.0, 4.0
@@ -262,16 +258,7 @@ def test_kill_and_resume_gives_the_uninterrupted_run(finished, tmp_path):
     write_config(tmp_path / "config.yaml", {name: settings(table)[name]})
     rdir = layout.run_dir(name)
     log = tmp_path / layout.log(rdir, "propose", GENERATIONS - 1)
-    proc = subprocess.Popen(
-        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
-         "--configfile", "config.yaml"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env=without_slurm())
-    deadline = time.time() + 120
-    while not log.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(tmp_path, log, "--configfile", "config.yaml", timeout=120)
     killed = tmp_path / rdir
     assert log.exists() and not (tmp_path / layout.candidates_dir(rdir, GENERATIONS - 1)).exists(), \
         "propose was not caught running"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from nas import layout
-from tests.helpers import REPO, SNAKEMAKE, snakemake, table_run, without_slurm, write_config
+from tests.helpers import REPO, SNAKEMAKE, kill_when, snakemake, table_run, without_slurm, write_config
 
 TINY = {
     "seed": 1,
@@ -125,17 +125,7 @@ def test_sigkill_during_a_step_then_resume_gives_identical_history(step, output,
     run = layout.run_dir("r")
     g = 2 if step == "propose" else 1
     log = killed / layout.log(run, step, g)
-    proc = subprocess.Popen(
-        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(killed), "--cores", "2", "--configfile",
-         "config.yaml"],
-        cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env=without_slurm(),
-    )
-    deadline = time.time() + 300
-    while not log.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(killed, log, "--configfile", "config.yaml")
     assert log.exists() and not (killed / output(run)).exists(), f"{step} was not caught running"
 
     snakemake(killed, "--configfile", "config.yaml", "--unlock")

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from nas.evaluators import EVALUATORS
+from nas.evaluators.proxy import PROXIES
 from nas.evaluators.recipe import DEVICES, OPTIMIZERS, SCHEDULES, TRAIN_ON
 from nas.objectives import DIRECTIONS
 from nas.spaces import SPACES
@@ -54,6 +55,7 @@ HOMES = {
     f"{RUN}.training.properties.schedule": SCHEDULES,
     f"{RUN}.training.properties.device": DEVICES,
     f"{RUN}.evaluator.properties.name": EVALUATORS,
+    f"{RUN}.evaluator.properties.proxies.items": PROXIES,
     f"{RUN}.objectives.items.properties.direction": DIRECTIONS,
 }
 

@@ -1,7 +1,9 @@
 """Evaluators by name (see nas/evaluators/base.py for what an evaluator offers).
 
 `train` trains the network (its jobs import torch); `table` looks the
-architecture up in a benchmark table (no torch, one job per generation).
+architecture up in a benchmark table (no torch, one job per generation);
+`proxy` scores the untrained network by zero-cost proxies (one job per
+generation).
 Importing this, and building an evaluator, stays torch-free.
 """
 
@@ -15,6 +17,7 @@ from nas.registry import lookup
 EVALUATORS: dict[str, str] = {
     "train": "nas.evaluators.train:TrainEvaluator",
     "table": "nas.evaluators.table:TableEvaluator",
+    "proxy": "nas.evaluators.proxy:ProxyEvaluator",
 }
 
 

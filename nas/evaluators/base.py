@@ -16,6 +16,7 @@ sections and is used in two places:
                         metric's std and the repeat count (nas/evaluators/repeats.py)
       deterministic     the same spec always gives the same metrics (a table):
                         repeats > 1 would only repeat them, and is refused
+      trains            it trains networks (a `final:` section needs one that does)
       primary           the default objective
       inputs()          files every evaluation reads (the workflow declares them)
   job time:
@@ -101,6 +102,13 @@ class Evaluator(ABC):
     cheap_metrics: tuple[str, ...] = ()
 
     deterministic: ClassVar[bool] = False
+    # Whether it trains the networks it evaluates (a final model can be re-trained
+    # and exported from its results); `how` says what it does instead.
+    trains: ClassVar[bool] = False
+    how: ClassVar[str] = ""
+    # Whether its primary metric measures the task (an accuracy, trained or looked
+    # up): a finished run is then knowledge for a meta-model by default.
+    knowledge: ClassVar[bool] = True
 
     def __init__(self, cfg: dict[str, Any], task: dict[str, Any] | None = None, repeats: int = 1) -> None:
         self.cfg = dict(cfg)

@@ -170,6 +170,7 @@ class TableEvaluator(Evaluator):
                "columns": None, "cheap": None}
     per_generation = True
     deterministic = True
+    how = "looks architectures up"
     metrics = ClassificationTask.metrics
     epoch_columns = epoch_table_columns(ClassificationTask.epoch_columns)
 

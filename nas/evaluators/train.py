@@ -37,6 +37,7 @@ class TrainEvaluator(Evaluator):
     options = {"latency": None}
     needs_torch = True
     cheap_metrics = ("params", "flops")
+    trains = True
 
     def __init__(self, cfg: dict[str, Any], task: dict[str, Any] | None = None, repeats: int = 1) -> None:
         super().__init__(cfg, task, repeats)

@@ -51,7 +51,8 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _device(choice: str) -> torch.device:
+def device_for(choice: str) -> torch.device:
+    """The device of `training.device` (auto: the GPU when there is one)."""
     if choice == "cuda" and not torch.cuda.is_available():
         raise ValueError("training.device: cuda, but torch finds no GPU here; use device: auto or cpu")
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
@@ -278,7 +279,7 @@ def _run(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path 
     task = evaluator.data_task()
     recipe = {**TRAINING_DEFAULTS, **(spec.get("training") or {})}
     torch.set_num_threads(int(recipe["threads"]))
-    device = _device(recipe["device"])
+    device = device_for(recipe["device"])
     space = make_space(spec["space"])
     genome = space.from_string(spec["arch"])
     splits = task.splits(int(spec["run_seed"]))

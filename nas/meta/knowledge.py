@@ -29,6 +29,7 @@ import numpy as np
 
 from nas import layout
 from nas.config import load_run
+from nas.evaluators import evaluator_class
 from nas.evaluators.table import TableError, table_delimiter, table_task_id
 from nas.io import CorruptArtefact, read_json, read_tsv, write_json, write_tsv
 from nas.meta.features import read_task
@@ -96,12 +97,14 @@ def from_runs(run_dirs: Iterable[str | Path], knowledge: Knowledge | None = None
 
 
 def finished_runs(results: str | Path) -> list[Path]:
-    """Run folders under `results` that have both history.tsv and task.json."""
+    """Run folders under `results` that have both history.tsv and task.json, of an
+    evaluator that measures the task (a proxy's scores are not knowledge)."""
     results = Path(results)
     if not results.is_dir():
         return []
     return sorted(d for d in results.iterdir()
-                  if d.is_dir() and Path(layout.history(d)).is_file() and Path(layout.task_json(d)).is_file())
+                  if d.is_dir() and Path(layout.history(d)).is_file() and Path(layout.task_json(d)).is_file()
+                  and evaluator_class(load_run(d)["evaluator"]["name"]).knowledge)
 
 
 def from_table(

@@ -6,20 +6,23 @@ from typing import Any
 
 from nas import layout
 from nas.config import ConfigError
+from nas.evaluators import evaluator_class
 
 META_DIR = layout.META_DIR
 
 
 def meta_runs(meta: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[str]:
     """The runs whose results are knowledge: `meta.runs`, or every run without
-    a warm start from results/meta (such a run would need the model it helps to build)."""
+    a warm start from results/meta (such a run would need the model it helps to build)
+    whose evaluator measures the task (not a proxy's scores)."""
     if not meta:
         return []
     if "meta" in runs:
         raise ConfigError(f"run name 'meta' is taken: {META_DIR}/ holds the meta-model; rename the run")
     names = meta.get("runs")
     if names is None:
-        return [name for name, run in runs.items() if not starts_from_meta(run)]
+        return [name for name, run in runs.items()
+                if not starts_from_meta(run) and measures_the_task(run)]
     for name in names:
         if name not in runs:
             raise ConfigError(f"config key meta.runs: no run {name!r}; runs: {', '.join(runs)}")
@@ -27,6 +30,12 @@ def meta_runs(meta: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[str
             raise ConfigError(f"config key meta.runs: run {name!r} is warm-started, so it cannot be knowledge "
                               "for the model it starts from")
     return list(names)
+
+
+def measures_the_task(run: dict[str, Any]) -> bool:
+    """Whether a run's results measure its task (its evaluator's `knowledge`)."""
+    name = (run.get("evaluator") or {}).get("name")
+    return name is None or evaluator_class(name).knowledge
 
 
 def starts_from_meta(run: dict[str, Any]) -> bool:

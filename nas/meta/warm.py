@@ -3,9 +3,11 @@
     warm_start:
       model: results/meta   folder of the meta-model (python -m nas meta build)
       top: 10               seed architectures: the meta-model's best for this task
-      filter: 1             k > 1: each later generation proposes k x candidates and
-                            keeps the ones the meta-model scores best
       pretrain_steps: 100   reinforce: imitation steps on the seeds before the first epoch
+
+The meta-model also scores architectures: `screen: {by: meta, keep: 0.25}` has
+each later generation propose 4 x candidates and keep the best-scored quarter
+(nas.runner builds that screen from `WarmStart.score`).
 
 The strategy gets a WarmStart (nas.strategies.base): ga, rea, ls and random
 evaluate the seeds first in generation 0; reinforce (generate) pre-trains its
@@ -57,7 +59,7 @@ def warm_start_for(strategy: Strategy, run: dict[str, Any]) -> WarmStart:
     def score(genomes: Sequence[tuple[int, ...]]) -> np.ndarray:
         return scorer.score([space.to_string(g) for g in genomes])
 
-    return WarmStart(tuple(seeds), score, int(cfg["filter"]), int(cfg["pretrain_steps"]))
+    return WarmStart(tuple(seeds), score, int(cfg["pretrain_steps"]))
 
 
 def apply(strategy: Strategy, run: dict[str, Any]) -> Strategy:

@@ -38,9 +38,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from nas.options import choice, integer, number
-from nas.predictors import PREDICTORS, EnsemblePredictor, Predictor, RidgePredictor, ranks
+from nas.predictors import PREDICTORS, EnsemblePredictor, Predictor, RidgePredictor
 from nas.spaces.base import SearchSpace
 from nas.strategies.base import Evaluated, Proposal, Strategy, StrategyError, fittest, known
+from nas.strategies.predictor import training_set
 
 ACQUISITIONS = ("its", "ei", "ucb")
 # What the predictor fits: each result's rank among the evaluated (0 the worst,
@@ -91,10 +92,7 @@ class Bananas(Strategy):
             return genome, "mutation", (parent.key,)
 
         pool = self.fill(max(self.pool, n), known(history), rng, mutant)
-        x = self.space.encode([e.genome for e in scored], self.encoding)
-        y = np.array([e.fitness for e in scored])
-        if self.target == "rank":
-            y = ranks(y) / max(len(y) - 1, 1)
+        x, y = training_set(self.space, scored, self.encoding, self.target)
         candidates = self.space.encode([p.genome for p in pool], self.encoding)
         seed = int(rng.integers(2**32))
         if self.acquisition == "its":

@@ -104,8 +104,32 @@ class WarmStart:
     seeds: tuple[Genome, ...]  # the architectures to start from, best first
     # Predicted normalised score of genomes (higher is better), or None.
     score: Callable[[Sequence[Genome]], np.ndarray] | None = None
-    filter: int = 1  # k > 1: later generations propose k x n and keep the n best scored
     pretrain_steps: int = 0  # reinforce: imitation steps on the seeds
+
+
+@dataclass(frozen=True)
+class Screen:
+    """A screen that runs inside propose (a run's `screen: {by: meta | predictor}`,
+    built by nas.runner): each generation after the first proposes
+    `pool_size(n, keep)` candidates and keeps the n that `score(genomes, history,
+    rng)` (larger is better) ranks first. A screen by a zero-cost proxy builds
+    networks, so it is a job of its own between propose and training
+    (nas.search.screen), not this."""
+
+    keep: float
+    score: Callable[[Sequence[Genome], Sequence["Evaluated"], np.random.Generator], np.ndarray]
+
+
+def pool_size(n: int, keep: float) -> int:
+    """How many candidates a screen that keeps the share `keep` of them scores for n places."""
+    return max(n, int(round(n / keep)))
+
+
+def best_first(scores: Sequence[float], n: int) -> list[int]:
+    """The indices of the n largest scores, best first, ties in their order (NaN last):
+    what every screen keeps."""
+    keys = np.nan_to_num(np.asarray(scores, dtype=float), nan=-np.inf)
+    return [int(i) for i in np.argsort(-keys, kind="stable")[:n]]
 
 
 class Strategy(ABC):
@@ -118,6 +142,8 @@ class Strategy(ABC):
         self.space = space
         self.population = population
         self.warm: WarmStart | None = None
+        # The run's screen by a predictor (nas.runner), applied by proposals().
+        self.screen: Screen | None = None
         # Set by nas.runner.strategy_for from the run: its objectives (their
         # signed values are Evaluated.values), a predicate that every proposal
         # meets (the cheap constraints; None: any) with its description, and
@@ -160,15 +186,15 @@ class Strategy(ABC):
     def proposals(
         self, state: dict[str, Any], history: Sequence[Evaluated], n: int, rng: np.random.Generator
     ) -> list[Proposal]:
-        """propose(), through the warm start's filter when it has one: after the
-        first generation, propose filter x n and keep the n the meta-model scores
-        best (best first). What every caller uses; strategies implement propose()."""
-        warm = self.warm
-        if warm is None or warm.filter <= 1 or warm.score is None or not history:
+        """propose(), through the run's screen when it has one in propose (`Screen`):
+        after the first generation, propose pool_size(n, keep) and keep the n it
+        scores best (best first). What every caller uses; strategies implement propose()."""
+        screen = self.screen
+        if screen is None or not history:
             return self.propose(state, history, n, rng)
-        many = self.propose(state, history, n * warm.filter, rng)
-        scores = np.asarray(warm.score([p.genome for p in many]), dtype=float)
-        return [many[i] for i in np.argsort(-scores, kind="stable")[:n]]
+        many = self.propose(state, history, pool_size(n, screen.keep), rng)
+        scores = screen.score([p.genome for p in many], history, rng)
+        return [many[i] for i in best_first(scores, n)]
 
     # -- how the workflow keeps the state between generations -------------------
     # The default is one JSON file; a strategy with tensors overrides both
