@@ -8,6 +8,9 @@
 #                  tables joined (docs/multiobjective.md)
 # make bench-bo    ls against bananas (Bayesian optimisation), 100 queries, each
 #                  column, and bananas on the operations relabelled (docs/benchmarks.md)
+# make bench-zc    zero-cost proxies: synflow of every NAS-Bench-201 cell against its
+#                  accuracies, screened strategies on the table, every proxy against
+#                  real training on digits, rea screened on digits (docs/zero_cost.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -28,11 +31,14 @@ MO_STRATEGIES ?= random,nsga2,rea,ga,reinforce,ls
 MO_BUDGET     ?= 150
 CONSTRAINED_BUDGET ?= 100
 BO_STRATEGIES ?= ls,bananas
+ZC_CELLS      ?= 0
+ZC_STRATEGIES ?= random,random+screen,rea,rea+screen,ga,ga+screen
+ZC_SCREENS    ?= rea,rea+zc_params,rea+zc_synflow
 BO_BUDGET     ?= 100
 # NAS-Bench-201's operations in another order: every genome index means another one.
 RELABELLED    := avg_pool_3x3,nor_conv_3x3,none,skip_connect,nor_conv_1x1
 
-.PHONY: run test dry bench bench-meta bench-mo bench-bo clean
+.PHONY: run test dry bench bench-meta bench-mo bench-bo bench-zc clean
 
 # The pinned packages, then the project itself, editable: `nas` and the
 # `snakenas` command work from any folder and run this checkout's code.
@@ -75,6 +81,17 @@ bench-bo: $(ENV)
 	done
 	$(BIN)/python -m nas bench --table $(TABLE) --metric CIFAR10TestAccuracy200Epochs --ops $(RELABELLED) \
 	  --strategies bananas --seeds $(SEEDS) --budget $(BO_BUDGET) --out results/bench-bo/CIFAR10-relabelled
+
+# ZC_CELLS=0: all 15,625 cells (about 30 min on one core); ZC_CELLS=3000 a fixed sample.
+bench-zc: $(ENV)
+	@test -f $(TABLE) || { echo "bench-zc: $(TABLE) not found; set TABLE=path/to/nb201_accuracy.csv"; exit 2; }
+	$(BIN)/python scripts/zc_nb201.py --table $(TABLE) --cells $(ZC_CELLS) --out results/bench-zc
+	@for m in $(COLUMNS); do \
+	  $(BIN)/python -m nas bench --table $(TABLE) --metric $${m}TestAccuracy200Epochs \
+	    --strategies $(ZC_STRATEGIES) --seeds $(SEEDS) --budget $(BO_BUDGET) --out results/bench-zc/$$m || exit 1; \
+	done
+	$(BIN)/python scripts/zc_digits.py --cells 64 --repeats 2 --out results/zc-digits
+	$(BIN)/python scripts/digits_strategies.py --strategies $(ZC_SCREENS) --seeds 3 --workdir results/digits-screen
 
 bench-mo: $(ENV)
 	@for t in $(TABLE) $(HARDWARE); do test -f $$t || { echo "bench-mo: $$t not found; set TABLE= and HARDWARE="; exit 2; }; done
