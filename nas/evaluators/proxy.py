@@ -18,6 +18,8 @@ parameter count and FLOPs hard to beat; docs/zero_cost.md measures ours.
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,8 +27,9 @@ from nas.evaluators.base import Evaluation, Evaluator, EvaluatorError, epoch_tab
 from nas.objectives import metric, register
 from nas.options import integer
 from nas.registry import load
+from nas.spaces import make_space
 from nas.spaces.base import Genome, SearchSpace
-from nas.tasks import Task, task_for
+from nas.tasks import Task, TaskInfo, task_for
 
 # The proxies, in the order the docs list them; `params` and `flops` need no network.
 PROXIES = ("synflow", "naswot", "jacov", "grad_norm", "snip", "params", "flops")
@@ -67,8 +70,32 @@ def needs_network(proxies: Sequence[str]) -> bool:
 
 
 def score(specs: Sequence[dict[str, Any]], task: Task, proxies: Sequence[str], batch_size: int) -> list[Evaluation]:
-    """Every spec's proxies (one process; torch only where a proxy needs a network)."""
-    return load(SCORING)(specs, task, list(proxies), int(batch_size))
+    """Every spec's proxies, in this one process: status, zc_<proxy> for each, the
+    cost columns, the seconds it took. Torch is imported only where a proxy builds
+    a network (nas/evaluators/zero_cost.py)."""
+    network = [p for p in proxies if p not in WITHOUT_NETWORK]
+    scored = load(SCORING)(specs, task, network, int(batch_size)) if network and specs else []
+    info = task.describe()
+    out = []
+    for i, spec in enumerate(specs):
+        start = time.perf_counter()
+        metrics = sized(spec, info, proxies)
+        found = scored[i] if scored else {"values": {}, "status": "ok", "seconds": 0.0, "device": "cpu"}
+        metrics.update({proxy_metric(p): v for p, v in found["values"].items()})
+        metrics.update(status=found["status"], epochs=0, device=found["device"],
+                       train_seconds=round(found["seconds"] + time.perf_counter() - start, 4))
+        out.append(Evaluation(metrics))
+    return out
+
+
+def sized(spec: dict[str, Any], info: TaskInfo, proxies: Sequence[str]) -> dict[str, Any]:
+    """A spec's metrics before any network is built: status ok, every proxy empty but
+    the sizes (`params`, `flops` from the space's cost, zc_params and zc_flops too)."""
+    space = make_space(spec["space"])
+    sizes = space.cost(space.from_string(spec["arch"]), info.input_shape, info.num_classes)
+    metrics: dict[str, Any] = {"status": "ok", **{proxy_metric(p): math.nan for p in proxies}, **sizes}
+    metrics.update({proxy_metric(p): float(sizes[p]) for p in proxies if p in sizes})
+    return metrics
 
 
 class ProxyEvaluator(Evaluator):

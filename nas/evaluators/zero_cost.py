@@ -21,7 +21,7 @@ mode so that batch norm uses the batch's statistics):
     snip       images and labels: the sum of |w * dL/dw| (connection sensitivity)
 
 `params` and `flops` (the baselines) come from the space's torch-free cost
-(nas/evaluators/proxy.py). The loss of grad_norm and snip is the task's own
+(nas/evaluators/proxy.py, which makes the metrics of both). The loss of grad_norm and snip is the task's own
 training loss (`Task.step`: cross-entropy for classification).
 """
 
@@ -38,7 +38,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nas.evaluators.base import Evaluation
 from nas.evaluators.recipe import TRAINING_DEFAULTS
 from nas.evaluators.training import device_for
 from nas.spaces import make_space
@@ -183,40 +182,35 @@ def network_proxies(model: nn.Module, names: Sequence[str], task: Task, batch: A
 
 
 def score(specs: Sequence[dict[str, Any]], task: Task, names: Sequence[str], batch_size: int,
-          log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> list[Evaluation]:
-    """The proxies `names` of every spec: metrics zc_<name>, the cost columns, the
-    seconds it took. One process for all of them: the data is loaded once, and the
+          log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> list[dict[str, Any]]:
+    """The network proxies `names` of every spec, each {"values": {name: value},
+    "status": ok | oom, "seconds", "device"} (nas.evaluators.proxy.score makes
+    the metrics). One process for all of them: the data is loaded once, and the
     batch is the same for every candidate of the run. A network that runs out of
-    memory gets status oom."""
-    out = []
+    memory gets status oom and no values."""
+    out: list[dict[str, Any]] = []
     if not specs:
         return out
     recipe = {**TRAINING_DEFAULTS, **(specs[0].get("training") or {})}
     torch.set_num_threads(int(recipe["threads"]))
     device = device_for(recipe["device"])
-    network = [n for n in names if n not in ("params", "flops")]
-    splits = task.splits(int(specs[0]["run_seed"])) if network else None
-    info = splits.info if splits is not None else task.describe()
-    batch = task.to_device(_batch(task, splits, batch_size, int(specs[0]["run_seed"])), device) if network else None
+    splits = task.splits(int(specs[0]["run_seed"]))
+    batch = task.to_device(_batch(task, splits, batch_size, int(specs[0]["run_seed"])), device)
     for spec in specs:
         start = time.perf_counter()
-        space = make_space(spec["space"])
-        genome = space.from_string(spec["arch"])
-        sizes = space.cost(genome, info.input_shape, info.num_classes)
-        metrics: dict[str, Any] = {"status": "ok", **{f"zc_{n}": math.nan for n in names}, **sizes}
-        metrics.update({f"zc_{n}": float(sizes[n]) for n in names if n in sizes})
+        found: dict[str, float] = {}
+        status = "ok"
         try:
-            if network:
-                torch.manual_seed(int(spec["seed"]))
-                model = task.model(space, genome, info).to(device).train()
-                found = network_proxies(model, network, task, batch, info.input_shape, recipe)
-                metrics.update({f"zc_{n}": v for n, v in found.items()})
+            space = make_space(spec["space"])
+            torch.manual_seed(int(spec["seed"]))
+            model = task.model(space, space.from_string(spec["arch"]), splits.info).to(device).train()
+            found = network_proxies(model, names, task, batch, splits.info.input_shape, recipe)
         except (RuntimeError, MemoryError) as error:
             if not (isinstance(error, MemoryError) or "out of memory" in str(error).lower()):
                 raise
-            metrics["status"] = "oom"
-        metrics.update(train_seconds=round(time.perf_counter() - start, 4), epochs=0, device=str(device))
-        log(f"{spec.get('candidate', '')} {spec['arch']} "
-            + " ".join(f"zc_{n} {metrics[f'zc_{n}']:.6g}" for n in names) + f" {metrics['train_seconds']:.3f} s")
-        out.append(Evaluation(metrics))
+            status = "oom"
+        seconds = time.perf_counter() - start
+        log(f"{spec.get('candidate', '')} {spec['arch']} {status} "
+            + " ".join(f"{n} {v:.6g}" for n, v in found.items()) + f" {seconds:.3f} s")
+        out.append({"values": found, "status": status, "seconds": seconds, "device": str(device)})
     return out
