@@ -15,8 +15,6 @@ wildcard_constraints:
 # Light steps stay on the submitting machine when a cluster executor is used.
 localrules:
     run_settings,
-    propose,
-    propose_proposals,
     aggregate,
     report,
 
@@ -34,50 +32,39 @@ rule run_settings:
         write_yaml(output[0], params.settings)
 
 
-rule propose:
-    wildcard_constraints:
-        run=runs_matching(n for n in RUNS if n not in SCREENED),
-    input:
-        settings=layout.run_config(RUN),
-        state=previous_state,
-        # A warm start's meta-model and task features (rules/meta.smk).
-        meta=lambda wc: warm_start_inputs(run_of(wc), wc.g),
-    output:
-        directory(layout.candidates_dir(RUN, "{g}")),
-    log:
-        layout.log(RUN, "propose", "{g}"),
-    benchmark:
-        layout.benchmark(RUN, "propose", "{g}")
-    params:
-        rdir=run_dir,
-    conda:
-        SOFTWARE
-    shell:
-        "snakenas propose {params.rdir} --generation {wildcards.g} 2> {log}"
+# propose writes the generation's candidates; for a run screened by a
+# zero-cost proxy, its proposals (candidates / keep of them) instead, which one
+# job per generation (rule screen) scores, networks built but never trained,
+# keeping the candidates, best first. A rule's output is fixed: one rule each.
+for name, names, folder in (
+    ("propose", [n for n in RUNS if n not in SCREENED], layout.candidates_dir),
+    ("propose_proposals", list(SCREENED), layout.proposals_dir),
+):
 
-
-# A run screened by a zero-cost proxy: propose writes the proposals (candidates
-# / keep of them), and one job per generation scores them (networks built,
-# never trained) and keeps the generation's candidates, best first.
-rule propose_proposals:
-    wildcard_constraints:
-        run=runs_matching(SCREENED),
-    input:
-        settings=layout.run_config(RUN),
-        state=previous_state,
-        meta=lambda wc: warm_start_inputs(run_of(wc), wc.g),
-    output:
-        directory(layout.proposals_dir(RUN, "{g}")),
-    log:
-        layout.log(RUN, "propose", "{g}"),
-    benchmark:
-        layout.benchmark(RUN, "propose", "{g}")
-    params:
-        rdir=run_dir,
-    conda:
-        SOFTWARE
-    shell:
-        "snakenas propose {params.rdir} --generation {wildcards.g} 2> {log}"
+    rule:
+        name:
+            name
+        wildcard_constraints:
+            run=runs_matching(names),
+        input:
+            settings=layout.run_config(RUN),
+            state=previous_state,
+            # A warm start's meta-model and task features (rules/meta.smk).
+            meta=lambda wc: warm_start_inputs(run_of(wc), wc.g),
+        output:
+            directory(folder(RUN, "{g}")),
+        log:
+            layout.log(RUN, "propose", "{g}"),
+        benchmark:
+            layout.benchmark(RUN, "propose", "{g}")
+        # Light: it stays on the submitting machine when a cluster executor is used.
+        localrule: True
+        params:
+            rdir=run_dir,
+        conda:
+            SOFTWARE
+        shell:
+            "snakenas propose {params.rdir} --generation {wildcards.g} 2> {log}"
 
 
 rule screen:
