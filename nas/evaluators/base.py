@@ -163,8 +163,13 @@ class Evaluator(ABC):
         return []
 
     def cheap_values(self, space: "SearchSpace", genome: "Genome") -> dict[str, float]:
-        """The cheap metrics of a genome, without evaluating it."""
-        return {}
+        """The cheap metrics of a genome, without evaluating it: with a data task, the
+        space's torch-free cost (params, flops) for the task's input and classes."""
+        if self.data_task() is None:
+            return {}
+        if not hasattr(self, "_described"):
+            self._described = self.data_task().describe()  # asked once per genome while proposing
+        return dict(space.cost(genome, self._described.input_shape, self._described.num_classes))
 
     def cheap_constraints(self, constraints: Sequence[Constraint]) -> list[Constraint]:
         """Those of the constraints that bound a cheap metric."""

@@ -28,7 +28,6 @@ from nas.objectives import metric, register
 from nas.options import integer
 from nas.registry import load
 from nas.spaces import make_space
-from nas.spaces.base import Genome, SearchSpace
 from nas.tasks import Task, TaskInfo, task_for
 
 # The proxies, in the order the docs list them; `params` and `flops` need no network.
@@ -64,16 +63,21 @@ def proxy_of(metric: str) -> str | None:
     return name if name in PROXIES else None
 
 
+def network_proxies(proxies: Sequence[str]) -> list[str]:
+    """Those of the proxies that build a network (nas/evaluators/zero_cost.py)."""
+    return [p for p in proxies if p not in WITHOUT_NETWORK]
+
+
 def needs_network(proxies: Sequence[str]) -> bool:
     """Whether computing these proxies builds networks (imports torch)."""
-    return any(p not in WITHOUT_NETWORK for p in proxies)
+    return bool(network_proxies(proxies))
 
 
 def score(specs: Sequence[dict[str, Any]], task: Task, proxies: Sequence[str], batch_size: int) -> list[Evaluation]:
     """Every spec's proxies, in this one process: status, zc_<proxy> for each, the
     cost columns, the seconds it took. Torch is imported only where a proxy builds
     a network (nas/evaluators/zero_cost.py)."""
-    network = [p for p in proxies if p not in WITHOUT_NETWORK]
+    network = network_proxies(proxies)
     scored = load(SCORING)(specs, task, network, int(batch_size)) if network and specs else []
     info = task.describe()
     out = []
@@ -147,10 +151,6 @@ class ProxyEvaluator(Evaluator):
 
     def data_task(self) -> Task:
         return self.task
-
-    def cheap_values(self, space: SearchSpace, genome: Genome) -> dict[str, float]:
-        info = self.task.describe()
-        return dict(space.cost(genome, info.input_shape, info.num_classes))
 
     def evaluate_generation(self, specs: Sequence[dict[str, Any]],
                             out_dirs: Sequence[str | Path | None]) -> list[Evaluation]:

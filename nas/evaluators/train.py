@@ -13,7 +13,6 @@ from typing import Any
 
 from nas.evaluators.base import Evaluation, Evaluator, epoch_table_columns
 from nas.registry import load
-from nas.spaces.base import Genome, SearchSpace
 from nas.tasks import Task, task_for
 
 TRAINING_LOOP = "nas.evaluators.training:train"
@@ -70,15 +69,6 @@ class TrainEvaluator(Evaluator):
         if self.latency is not None:
             out["latency"] = dict(self.latency)  # its defaults filled by the config schema
         return out
-
-    def cheap_values(self, space: SearchSpace, genome: Genome) -> dict[str, float]:
-        info = self._info()
-        return dict(space.cost(genome, info.input_shape, info.num_classes))
-
-    def _info(self):
-        if not hasattr(self, "_described"):
-            self._described = self.task.describe()
-        return self._described
 
     def check(self) -> None:
         super().check()

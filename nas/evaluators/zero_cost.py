@@ -21,8 +21,9 @@ mode so that batch norm uses the batch's statistics):
     snip       images and labels: the sum of |w * dL/dw| (connection sensitivity)
 
 `params` and `flops` (the baselines) come from the space's torch-free cost
-(nas/evaluators/proxy.py, which makes the metrics of both). The loss of grad_norm and snip is the task's own
-training loss (`Task.step`: cross-entropy for classification).
+(nas/evaluators/proxy.py, which makes the metrics of both). The loss of
+grad_norm and snip is the task's own training loss (`Task.step`:
+cross-entropy for classification).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def synflow(model: nn.Module, input_shape: tuple[int, ...]) -> float:
     input of ones; the score is sum over weights of w * dR/dw. Data-free. Float64
     because the product of positive weights through a deep network overflows float32."""
     net = copy.deepcopy(model)
-    for name, child in list(net.named_modules()):
+    for child in list(net.modules()):
         for attr, sub in list(child.named_children()):
             if isinstance(sub, nn.modules.batchnorm._BatchNorm):
                 setattr(child, attr, nn.Identity())

@@ -29,10 +29,10 @@ import numpy as np
 
 from nas import layout
 from nas.config import load_run
-from nas.evaluators import evaluator_class
 from nas.evaluators.table import TableError, table_delimiter, table_task_id
 from nas.io import CorruptArtefact, read_json, read_tsv, write_json, write_tsv
 from nas.meta.features import read_task
+from nas.meta.settings import measures_the_task
 from nas.objectives import fitness, objectives_of
 
 CLIP = 3.0
@@ -104,7 +104,7 @@ def finished_runs(results: str | Path) -> list[Path]:
         return []
     return sorted(d for d in results.iterdir()
                   if d.is_dir() and Path(layout.history(d)).is_file() and Path(layout.task_json(d)).is_file()
-                  and evaluator_class(load_run(d)["evaluator"]["name"]).knowledge)
+                  and measures_the_task(load_run(d)))
 
 
 def from_table(
