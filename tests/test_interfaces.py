@@ -62,7 +62,8 @@ def test_run_settings_hold_every_default(nb201_table):
     default changed in code cannot change a written run."""
     run = resolve_runs({"runs": {"r": {"strategy": {"name": "ga"}}}})["r"]
     assert run["space"] == {"name": "nb201", "channels": 16, "cells_per_stage": 5,
-                            "ops": ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]}
+                            "ops": ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"],
+                            "stem_stride": 1}
     assert run["strategy"] == {"name": "ga", "selection": "tournament", "tournament_size": 3,
                                "crossover": "single_point", "crossover_points": 2, "crossover_rate": 0.9,
                                "mutation": "bitflip", "mutation_rate": 1 / 6, "elitism": 1}

@@ -15,6 +15,7 @@ from nas.evaluators.proxy import PROXIES
 from nas.evaluators.recipe import DEVICES, OPTIMIZERS, SCHEDULES, TRAIN_ON
 from nas.objectives import DIRECTIONS
 from nas.spaces import SPACES
+from nas.spaces.base import STEM_STRIDES
 from nas.spaces.chain import ACTIVATIONS, LAYER_TYPES
 from nas.spaces.nb201 import ALL_OPS
 from nas.strategies import STRATEGIES
@@ -35,6 +36,7 @@ HOMES = {
     f"{RUN}.space.properties.name": SPACES,
     f"{RUN}.final.properties.train_on": TRAIN_ON,
     f"{RUN}.space.properties.ops.items": ALL_OPS,
+    f"{RUN}.space.properties.stem_stride": STEM_STRIDES,
     f"{RUN}.space.properties.layer_types.items": LAYER_TYPES,
     f"{RUN}.space.properties.activations.items": ACTIVATIONS,
     f"{RUN}.strategy.properties.name": STRATEGIES,

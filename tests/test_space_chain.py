@@ -257,6 +257,7 @@ def test_edits_respect_the_layer_count_bounds():
         ({"min_convs": 7}, "min_convs"),
         ({"layer_types": ["max_pool"]}, "min_convs=1 needs 'conv'"),
         ({"strides": [2], "max_reductions": 0}, "max_reductions=0"),
+        ({"stem_stride": True}, "stem_stride"),
     ],
 )
 def test_bad_options_are_refused_by_name(options, problem):

@@ -23,8 +23,10 @@ from nas.evaluators.flops import count_flops, count_params
 from nas.spaces import SPACES, make_space
 
 CONFIGS = {
-    "nb201": [{"name": "nb201", "channels": 4, "cells_per_stage": 1}, {"name": "nb201"}],
-    "chain": [{"name": "chain", "filters": [4, 8]}, {"name": "chain", "strides": [1, 2, 3], "kernels": [1, 3, 5, 7]}],
+    "nb201": [{"name": "nb201", "channels": 4, "cells_per_stage": 1}, {"name": "nb201"},
+              {"name": "nb201", "channels": 4, "cells_per_stage": 1, "stem_stride": 4}],
+    "chain": [{"name": "chain", "filters": [4, 8]}, {"name": "chain", "strides": [1, 2, 3], "kernels": [1, 3, 5, 7]},
+              {"name": "chain", "filters": [4, 8], "stem_stride": 2}],
 }
 SHAPES = [(1, 8, 8), (3, 13, 9), (3, 32, 32)]
 ALL_CONFIGS = [c for cs in CONFIGS.values() for c in cs]
@@ -109,6 +111,7 @@ def test_cost_equals_the_built_network_and_the_backbone_is_its_body(cfg, seed, s
         features = model.backbone(x)
     assert logits.shape == (2, classes)
     stages = model.backbone.stages
+    assert space.backbone_cost(genome, shape).stages == stages
     assert len(features) == len(stages) >= 1
     strides = [s.stride for s in stages]
     assert strides == sorted(strides) and strides[0] >= 1
@@ -176,7 +179,7 @@ def test_the_default_gene_labels_number_genes_and_values():
 
     class Tiny(SearchSpace):
         cardinalities = lambda self: (2, 3)  # noqa: E731
-        to_string = from_string = build_backbone = cost = options = lambda self, *a: None  # noqa: E731
+        to_string = from_string = build_backbone = backbone_cost = options = lambda self, *a: None  # noqa: E731
 
     assert Tiny().gene_labels() == [("gene 0", ["0", "1"]), ("gene 1", ["0", "1", "2"])]
 

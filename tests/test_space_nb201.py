@@ -129,6 +129,7 @@ def test_every_genome_is_valid_even_all_none(space):
         ({"ops": ["none", "none"]}, "ops"),
         ({"ops": []}, "ops"),
         ({"ops": "none"}, "ops"),
+        ({"stem_stride": 3}, "stem_stride=3: must be one of 1, 2, 4"),
     ],
 )
 def test_bad_options_are_refused_by_name(options, option):
@@ -183,3 +184,6 @@ def test_macro_skeleton_widths():
     # stem (2) + 3 stages of 2 cells + 2 reductions + BN, ReLU, pool, flatten, linear
     assert len(parts) == 2 + 6 + 2 + 5
     assert [(s.channels, s.stride) for s in net.backbone.stages] == [(4, 1), (8, 2), (16, 4)]
+    strided = NB201Space(channels=4, cells_per_stage=2, stem_stride=2).build(space.from_string(EXAMPLE), (3, 16, 16), 5)
+    assert [(s.channels, s.stride) for s in strided.backbone.stages] == [(4, 2), (8, 4), (16, 8)]
+    assert strided.backbone(torch.zeros(1, 3, 16, 16))[0].shape == (1, 4, 8, 8)

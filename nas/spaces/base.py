@@ -11,8 +11,10 @@ the network:
                                          their channels and strides (`stages`)
     build(genome, input_shape, classes)  backbone + classification head
                                          (global average pooling, linear)
-    cost(genome, input_shape, classes)   {params, flops} of build()'s network,
-                                         computed without torch
+    backbone_cost(genome, input_shape)   params, flops and stages of
+                                         build_backbone()'s network, without torch
+    cost(genome, input_shape, classes)   {params, flops} of build()'s network
+                                         (the backbone's and the head's)
     describe(genome)                     a readable form of the architecture
                                          (what nas.report's picture draws)
     gene_labels()                        each gene's position and its values'
@@ -21,6 +23,12 @@ the network:
                                          (`encodings()`: onehot, and what the
                                          space adds, e.g. nb201's path encoding)
     options()                            the space's options, defaults filled in
+
+Every space takes `stem_stride` (1, 2 or 4): the stride of the layer that first
+sees the input. 1, the default, is the classification network as published; a
+dense task (segmentation) sets 2 or 4, because its decoder and the backbone's
+early stages then work on a smaller map (NB201's stride-1 stem at full
+resolution makes every cell cost as much as the image has pixels).
 """
 
 from __future__ import annotations
@@ -65,6 +73,31 @@ class Stage:
     stride: int
 
 
+@dataclass(frozen=True)
+class BackboneCost:
+    """What `build_backbone` builds, counted without torch."""
+
+    params: int
+    flops: int
+    stages: tuple[Stage, ...]
+
+
+# The strides a stem may have, and the kernel of a strided stem: a 3x3 kernel at
+# stride 4 would skip pixels, so the kernel grows with the stride.
+STEM_STRIDES = (1, 2, 4)
+
+
+def stem_kernel(stride: int) -> int:
+    return 3 if stride <= 2 else stride + 1
+
+
+def stem_stride_option(owner: str, value: Any) -> int:
+    if isinstance(value, bool) or value not in STEM_STRIDES:
+        raise SpaceError(f"{owner} option stem_stride={value!r}: must be one of "
+                         + ", ".join(map(str, STEM_STRIDES)))
+    return int(value)
+
+
 def conv_out(size: int, stride: int) -> int:
     """Output side of a convolution or pooling with an odd kernel and padding k//2: ceil(size / stride)."""
     return -(-size // stride)
@@ -93,10 +126,17 @@ class SearchSpace(ABC):
         in order, and `.stages` their channels and strides (a `Backbone`)."""
 
     @abstractmethod
+    def backbone_cost(self, genome: Genome, input_shape: tuple[int, int, int]) -> BackboneCost:
+        """build_backbone()'s trainable parameters, multiply-accumulates of its
+        convolutions for one image, and its stages, without torch."""
+
     def cost(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> dict[str, int]:
         """{"params", "flops"} of build()'s network for one image, without torch:
         trainable parameters, and multiply-accumulates of its convolutions and
         linear layers (nas.evaluators.flops counts the same on the built module)."""
+        backbone = self.backbone_cost(genome, input_shape)
+        head = head_cost(backbone.stages[-1].channels, num_classes)
+        return {"params": backbone.params + head["params"], "flops": backbone.flops + head["flops"]}
 
     def build(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> "torch.nn.Module":
         """A torch module mapping (B, *input_shape) to (B, num_classes) logits: the

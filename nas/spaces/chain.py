@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from nas.options import integer, is_int, values
-from nas.spaces.base import MAX_DRAWS, Genome, SearchSpace, SpaceError, Stage, conv_out, head_cost, torch_modules
+from nas.spaces.base import (MAX_DRAWS, BackboneCost, Genome, SearchSpace, SpaceError, Stage, conv_out, stem_kernel,
+                             stem_stride_option, torch_modules)
 
 if TYPE_CHECKING:  # torch stays out of the import path of the fast steps
     import torch
@@ -45,6 +46,8 @@ class ChainSpace(SearchSpace):
     conv: Conv2d(k, filters, stride s, padding k//2, no bias) -> BatchNorm -> activation.
     pools: pool(k, stride s, padding k//2); they keep the channel count and
     ignore the filters and activation genes.
+    stem_stride s > 1 puts a fixed stem before the chain: Conv2d(stem_kernel(s),
+    the first of `filters`, stride s) -> BatchNorm -> ReLU (no stem for 1).
 
     A genome is valid when its genes are in range and its layers satisfy:
       * min_layers <= number of layers <= max_layers;
@@ -72,6 +75,7 @@ class ChainSpace(SearchSpace):
         activations: Sequence[str] = ("relu", "gelu", "silu"),
         max_reductions: int = 3,
         min_convs: int = 1,
+        stem_stride: int = 1,
     ):
         self.max_layers = integer("chain", "max_layers", max_layers, 1, SpaceError)
         self.min_layers = integer("chain", "min_layers", min_layers, 1, SpaceError)
@@ -93,6 +97,7 @@ class ChainSpace(SearchSpace):
         )
         self.max_reductions = integer("chain", "max_reductions", max_reductions, 0, SpaceError)
         self.min_convs = integer("chain", "min_convs", min_convs, 0, SpaceError)
+        self.stem_stride = stem_stride_option("chain", stem_stride)
         self._check_feasible()
         # Values per gene within a slot; type has one more for the empty slot.
         self._counts = (
@@ -413,7 +418,7 @@ class ChainSpace(SearchSpace):
             "max_layers": self.max_layers, "min_layers": self.min_layers, "layer_types": list(self.layer_types),
             "kernels": list(self.kernels), "filters": list(self.filters), "strides": list(self.strides),
             "activations": list(self.activations), "max_reductions": self.max_reductions,
-            "min_convs": self.min_convs,
+            "min_convs": self.min_convs, "stem_stride": self.stem_stride,
         }
 
     def _stages(self, genome: Genome) -> list[list[Layer]]:
@@ -430,8 +435,13 @@ class ChainSpace(SearchSpace):
 
         channels, stride = input_shape[0], 1
         stages, shapes = [], []
-        for layers in self._stages(genome):
+        for number, layers in enumerate(self._stages(genome)):
             modules: list[nn.Module] = []
+            if number == 0 and self.stem_stride > 1:
+                kernel, stride = stem_kernel(self.stem_stride), self.stem_stride
+                modules += [nn.Conv2d(channels, self.filters[0], kernel, stride, padding=kernel // 2, bias=False),
+                            nn.BatchNorm2d(self.filters[0]), nn.ReLU()]
+                channels = self.filters[0]
             for layer in layers:
                 kind, kernel, s = self._kind(layer), self.kernels[layer[KERNEL]], self.strides[layer[STRIDE]]
                 if kind == "conv":
@@ -451,19 +461,29 @@ class ChainSpace(SearchSpace):
             shapes.append(Stage(channels, stride))
         return torch_modules().Backbone(stages, shapes)
 
-    def cost(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> dict[str, int]:
+    def backbone_cost(self, genome: Genome, input_shape: tuple[int, int, int]) -> BackboneCost:
         channels, height, width = input_shape
         params = flops = 0
-        for layer in self.layers(self.check(genome)):
-            kernel, stride = self.kernels[layer[KERNEL]], self.strides[layer[STRIDE]]
-            height, width = conv_out(height, stride), conv_out(width, stride)
-            if self._kind(layer) == "conv":
-                filters = self.filters[layer[FILTERS]]
-                params += kernel * kernel * channels * filters + 2 * filters  # conv (no bias) and BN
-                flops += kernel * kernel * channels * filters * height * width
-                channels = filters
-        head = head_cost(channels, num_classes)
-        return {"params": params + head["params"], "flops": flops + head["flops"]}
+        total_stride = 1
+
+        def conv(kernel: int, stride: int, filters: int) -> None:
+            nonlocal params, flops, channels
+            params += kernel * kernel * channels * filters + 2 * filters  # conv (no bias) and BN
+            flops += kernel * kernel * channels * filters * conv_out(height, stride) * conv_out(width, stride)
+            channels = filters
+
+        if self.stem_stride > 1:
+            conv(stem_kernel(self.stem_stride), self.stem_stride, self.filters[0])
+            height, width, total_stride = conv_out(height, self.stem_stride), conv_out(width, self.stem_stride), self.stem_stride
+        stages = []
+        for layers in self._stages(genome):
+            for layer in layers:
+                kernel, stride = self.kernels[layer[KERNEL]], self.strides[layer[STRIDE]]
+                if self._kind(layer) == "conv":
+                    conv(kernel, stride, self.filters[layer[FILTERS]])
+                height, width, total_stride = conv_out(height, stride), conv_out(width, stride), total_stride * stride
+            stages.append(Stage(channels, total_stride))
+        return BackboneCost(params, flops, tuple(stages))
 
 
 def _added(layers: list[Layer], position: int, layer: Layer) -> list[Layer]:

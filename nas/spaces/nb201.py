@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from nas.options import integer, values
-from nas.spaces.base import Genome, SearchSpace, SpaceError, Stage, conv_out, head_cost, torch_modules
+from nas.spaces.base import (BackboneCost, Genome, SearchSpace, SpaceError, Stage, conv_out, stem_kernel,
+                             stem_stride_option, torch_modules)
 
 if TYPE_CHECKING:  # torch stays out of the import path of the fast steps
     import torch
@@ -42,18 +43,21 @@ ROUTES = tuple(sorted(_routes(), key=lambda r: (len(r), r)))
 
 
 class NB201Space(SearchSpace):
-    """NAS-Bench-201 cells; options: channels (C), cells_per_stage (N), ops (subset and order)."""
+    """NAS-Bench-201 cells; options: channels (C), cells_per_stage (N), ops (subset and
+    order), stem_stride (the stem conv's stride; 1 as in the benchmark)."""
 
     name = "nb201"
     # Paths and edges side by side: on the NAS-Bench-201 table (docs/benchmarks.md) bananas
     # found better cells within 25 and 50 queries with both than with either alone.
     default_encoding = "path+onehot"
 
-    def __init__(self, channels: int = 16, cells_per_stage: int = 5, ops: Sequence[str] | None = None):
+    def __init__(self, channels: int = 16, cells_per_stage: int = 5, ops: Sequence[str] | None = None,
+                 stem_stride: int = 1):
         self.channels = integer("nb201", "channels", channels, 1, SpaceError)
         self.cells_per_stage = integer("nb201", "cells_per_stage", cells_per_stage, 1, SpaceError)
         self.ops = values("nb201", "ops", ALL_OPS if ops is None else ops, lambda op: op in ALL_OPS,
                           "choose from: " + ", ".join(ALL_OPS), SpaceError)
+        self.stem_stride = stem_stride_option("nb201", stem_stride)
         # At most 5**6 strings: remembering them makes the searches' hot loop
         # (is this architecture new?) a dictionary look-up.
         self._strings: dict[Genome, str] = {}
@@ -146,7 +150,8 @@ class NB201Space(SearchSpace):
         return x
 
     def options(self) -> dict[str, Any]:
-        return {"channels": self.channels, "cells_per_stage": self.cells_per_stage, "ops": list(self.ops)}
+        return {"channels": self.channels, "cells_per_stage": self.cells_per_stage, "ops": list(self.ops),
+                "stem_stride": self.stem_stride}
 
     def build_backbone(self, genome: Genome, input_shape: tuple[int, int, int]) -> "torch.nn.Module":
         """Three stages: the stem and N cells at C channels; a residual reduction
@@ -162,20 +167,25 @@ class NB201Space(SearchSpace):
                 layers = [parts.Reduction(channels, 2 * channels)]
                 channels *= 2
             else:
-                layers = [nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)]
+                kernel = stem_kernel(self.stem_stride)
+                layers = [nn.Conv2d(input_shape[0], channels, kernel, self.stem_stride, padding=kernel // 2, bias=False),
+                          nn.BatchNorm2d(channels)]
             layers += [parts.Cell(ops, channels) for _ in range(self.cells_per_stage)]
             if stage == STAGES - 1:
                 layers += [nn.BatchNorm2d(channels), nn.ReLU()]
             stages.append(nn.Sequential(*layers))
-            shapes.append(Stage(channels, 2**stage))
+            shapes.append(Stage(channels, self.stem_stride * 2**stage))
         return torch_modules().Backbone(stages, shapes)
 
-    def cost(self, genome: Genome, input_shape: tuple[int, int, int], num_classes: int) -> dict[str, int]:
+    def backbone_cost(self, genome: Genome, input_shape: tuple[int, int, int]) -> BackboneCost:
         ops = [self.ops[g] for g in self.check(genome)]
         c_in, height, width = input_shape
         channels = self.channels
-        # The stem: 3x3 conv (no bias) and BN.
-        params, flops = 9 * c_in * channels + 2 * channels, 9 * c_in * channels * height * width
+        # The stem: a k x k conv (no bias) and BN.
+        kernel, stride = stem_kernel(self.stem_stride), self.stem_stride
+        height, width = conv_out(height, stride), conv_out(width, stride)
+        params, flops = kernel * kernel * c_in * channels + 2 * channels, kernel * kernel * c_in * channels * height * width
+        stages = []
         for stage in range(STAGES):
             if stage:
                 # Reduction: conv_a 3x3 stride 2, conv_b 3x3, shortcut 1x1 after 2x2 average pooling.
@@ -188,9 +198,9 @@ class NB201Space(SearchSpace):
                     kernel = int(op[-1])
                     params += self.cells_per_stage * (kernel * kernel * channels * channels + 2 * channels)
                     flops += self.cells_per_stage * kernel * kernel * channels * channels * height * width
+            stages.append(Stage(channels, stride * 2**stage))
         params += 2 * channels  # the final BN
-        head = head_cost(channels, num_classes)
-        return {"params": params + head["params"], "flops": flops + head["flops"]}
+        return BackboneCost(params, flops, tuple(stages))
 
 
 @functools.lru_cache(maxsize=None)
