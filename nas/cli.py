@@ -141,7 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="the final model's folder (results/RUN/final: model.yaml and the exports)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, sized and coloured as model.yaml says")
     p.add_argument("--torch", action="store_true", help="run model.pt with PyTorch instead of model.onnx")
-    p.add_argument("--top", type=int, default=1, metavar="K", help="the K most probable classes, a line each")
+    p.add_argument("--top", type=int, default=1, metavar="K", help="the K most probable classes, a line each "
+                   "(a segmentation model: the K classes with the largest share of the pixels, and that share)")
+    p.add_argument("--masks", default=None, metavar="DIR",
+                   help="a segmentation model: write each image's mask to DIR/<image name>.png (class indices)")
 
     args = parser.parse_args(argv)
     try:
@@ -256,11 +259,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return inspect.main(args)
     elif args.command == "predict":
-        from nas.predict import predict
+        from nas.predict import predict, write_mask
 
         for result in predict(args.folder, args.images, use_torch=args.torch, top=args.top):
             for name, probability in result["classes"]:
                 print(f"{result['image']}\t{name}\t{probability:.4f}")
+            if args.masks and "mask" in result:
+                write_mask(result["mask"], args.masks, result["image"])
     return 0
 
 

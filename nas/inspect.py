@@ -549,6 +549,19 @@ def _png_html(path: Path, alt: str) -> str:
     return f'<p><img src="{src}" alt="{html.escape(alt)}" style="max-width:100%"></p>'
 
 
+def best_predictions(rdir: str | Path, best: dict[str, Any]) -> Path | None:
+    """The best candidate's predictions.png (a segmentation run's; with repeats, its
+    first training's), None when it has none."""
+    try:
+        folder = layout.eval_dir(rdir, int(best["generation"]), best["candidate"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    for path in (layout.predictions_in(folder), layout.predictions_in(layout.repeat_dir(folder, 0))):
+        if Path(path).is_file():
+            return Path(path)
+    return None
+
+
 def interpretability_html(architecture_png: Path, importance_rows: list[dict[str, Any]], importance_png: Path,
                           metric: str) -> str:
     """The architecture's picture and the run's operation importance (plot and table), as
@@ -602,6 +615,12 @@ def overview_html(scan: RunScan) -> str:
             [[best["generation"], best["candidate"], *(_num(best.get(c)) for c in scores),
               _count(best.get("params")), _count(best.get("flops")), scan.evaluations_to_best()]],
         ))
+        predictions = best_predictions(scan.rdir, best)
+        if predictions is not None:
+            parts.append("<h3>Its predictions on the first validation images</h3>")
+            parts.append("<p>Each row: the image, its true mask, the best candidate's predicted mask "
+                         "(one colour per class, background black, ignored pixels white).</p>")
+            parts.append(_png_html(predictions, "predictions of the best candidate"))
     importance = load_importance(layout.importance_table(scan.rdir), scan.problems)
     parts.append(interpretability_html(Path(layout.architecture_plot(scan.rdir)), importance,
                                        Path(layout.importance_plot(scan.rdir)), scan.metric))

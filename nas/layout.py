@@ -8,11 +8,13 @@ the workflow and the code can never disagree on a path.
     results/{run}/gen_{g}/candidates/{c}.yaml   specs proposed for generation g
     results/{run}/gen_{g}/proposals/{p}.yaml    with a screen by a proxy: what propose wrote, and
     results/{run}/gen_{g}/screen.tsv            each one's score and the candidate it became
-    results/{run}/gen_{g}/evals/{c}/            metrics.json, epochs.csv (checkpoint.pt while training)
+    results/{run}/gen_{g}/evals/{c}/            metrics.json, epochs.csv (checkpoint.pt while training;
+                                                predictions.png: a segmentation candidate's)
     results/{run}/gen_{g}/table.tsv             one row per candidate of g
     results/{run}/gen_{g}/state/state.json      strategy state after g (policy.pt: reinforce's weights)
     results/{run}/history.tsv, summary.json, best.yaml, progress.png, pareto.tsv, pareto.png,
                   importance.tsv, importance.png, architecture.png, overview.html, task.json
+                  (predictions.png: the best segmentation candidate's)
     results/{run}/gen_{g}/evals/{c}/repeats/r{i}/  each finished training of a candidate (training.repeats > 1)
     results/{run}/final/                        final.yaml, candidates/{k}.yaml, evals/{k}/, final.tsv,
                                                 weights.pt, model.pt, model.onnx, model.pt2, model.yaml,
@@ -85,6 +87,12 @@ def eval_dir(rdir: str | Path, g: int | str, c: int | str) -> str:
 def metrics_in(eval_dir: str | Path) -> str:
     """A candidate's result, in its evaluation folder."""
     return f"{eval_dir}/metrics.json"
+
+
+def predictions_in(eval_dir: str | Path) -> str:
+    """A segmentation candidate's predictions on the first validation images (in its
+    eval folder), or the run's best candidate's (in the run folder)."""
+    return f"{eval_dir}/predictions.png"
 
 
 def epochs_in(eval_dir: str | Path) -> str:

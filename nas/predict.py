@@ -1,5 +1,9 @@
 """Classify image files with an exported final model (`python -m nas predict`).
 
+A segmentation model's logits have a class axis per pixel: each image then
+gets its mask (the most probable class of each pixel, at the input's size)
+and its classes ranked by the share of pixels they take.
+
 The default path runs model.onnx with onnxruntime and imports no torch, so a
 machine that only predicts needs numpy, Pillow and onnxruntime. Images are
 prepared exactly as the model card's `preprocess` says (nas/export.py), in
@@ -41,12 +45,34 @@ def predict(folder: str | Path, images: Sequence[str | os.PathLike], use_torch: 
         return []
     batch = np.stack([prepare(path, card) for path in images])
     logits = _torch_logits(folder, batch) if use_torch else _onnx_logits(folder, batch)
+    if logits.ndim == 4:
+        return [segmented(str(path), one, classes, top) for path, one in zip(images, logits)]
     probs = softmax(logits)
     out = []
     for path, p in zip(images, probs):
         order = np.argsort(-p, kind="stable")[:top]  # ties: the lower class index first
         out.append({"image": str(path), "classes": [(classes[i], float(p[i])) for i in order]})
     return out
+
+
+def segmented(path: str, logits: np.ndarray, classes: Sequence[str], top: int) -> dict[str, Any]:
+    """One image's (classes, height, width) logits as {"image", "mask": (height, width)
+    uint8 class indices, "classes": the `top` classes with the largest share of its
+    pixels, largest first}."""
+    mask = logits.argmax(0).astype(np.uint8)
+    shares = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
+    order = np.argsort(-shares, kind="stable")[:top]
+    return {"image": path, "mask": mask, "classes": [(classes[i], float(shares[i])) for i in order]}
+
+
+def write_mask(mask: np.ndarray, folder: str | Path, image: str | os.PathLike) -> Path:
+    """The mask as an 8-bit PNG of class indices, `folder`/<image's stem>.png."""
+    from PIL import Image
+
+    path = Path(folder) / f"{Path(image).stem}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(mask, mode="L").save(path)
+    return path
 
 
 def prepare(path: str | os.PathLike, card: dict[str, Any]) -> np.ndarray:
@@ -122,4 +148,4 @@ def _torch_logits(folder: str | Path, batch: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(batch)).numpy()
 
 
-__all__ = ["MODES", "PredictError", "predict", "prepare", "softmax"]
+__all__ = ["MODES", "PredictError", "predict", "prepare", "segmented", "softmax", "write_mask"]

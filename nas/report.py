@@ -16,7 +16,7 @@ from nas.config import load_run
 from nas.evaluators import evaluator_for
 from nas.importance import COLUMNS as IMPORTANCE_COLUMNS
 from nas.importance import fitted, operation_importance
-from nas.inspect import RunScan, overview_html, table_row
+from nas.inspect import RunScan, best_predictions, overview_html, table_row
 from nas.io import atomic_write_text, read_json, read_yaml, write_json, write_figure, write_tsv, write_yaml
 from nas.objectives import (
     best_row,
@@ -448,7 +448,9 @@ def report(rdir: str | Path, generations: int) -> dict[str, Any]:
         spec = read_yaml(layout.spec(rdir, g, c))
         metrics = read_json(layout.metrics(rdir, g, c))
         metrics.pop("job", None)  # where and how the job ran: not the candidate's result
-        write_yaml(layout.best(rdir), {**spec, "metrics": metrics})
+        predictions = best_predictions(rdir, best)
+        pictures = {"predictions": str(predictions)} if predictions is not None else {}
+        write_yaml(layout.best(rdir), {**spec, "metrics": metrics, **pictures})
     else:
         write_yaml(layout.best(rdir), {"run": run["name"], "note": "no candidate finished with status ok"})
     title = f"{run['name']}: {run['strategy']['name']} on {run['space']['name']}"

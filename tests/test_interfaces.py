@@ -100,7 +100,8 @@ def test_registries_are_light_and_name_their_classes():
     assert "'status', 'val_acc', 'test_acc', 'val_loss', 'train_loss', 'params'" in out.stdout
     for name in EVALUATORS:
         assert evaluator_class(name).name == name
-    assert {task_class(n).__name__ for n in TASKS} == {"DigitsTask", "TorchvisionTask", "ImageFolderTask"}
+    assert {task_class(n).__name__ for n in TASKS} == {"DigitsTask", "TorchvisionTask", "ImageFolderTask", "DigitsCanvasTask",
+                                                        "VOCSegmentationTask", "CityscapesTask", "ADE20KTask"}
 
 
 def test_the_table_evaluates_a_generation_at_once(nb201_table):

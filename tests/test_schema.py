@@ -29,6 +29,8 @@ from nas.strategies.reinforce.gradient import FORMULATIONS, REWARDS
 from nas.strategies.reinforce.controllers import CONTROLLERS
 from nas.tasks import TASKS
 from nas.tasks.digits import ROTATIONS
+from nas.tasks.segmentation import DECODERS
+from nas.tasks.segmentation_sets import VOC_YEARS
 from tests.helpers import REPO
 
 RUN = "$defs.run.properties"
@@ -53,6 +55,8 @@ HOMES = {
     f"{RUN}.strategy.properties.target": TARGETS,
     f"{RUN}.task.properties.name": TASKS,
     f"{RUN}.task.properties.rotation": ROTATIONS,
+    f"{RUN}.task.properties.decoder": DECODERS,
+    f"{RUN}.task.properties.year": VOC_YEARS,
     f"{RUN}.training.properties.optimizer": OPTIMIZERS,
     f"{RUN}.training.properties.schedule": SCHEDULES,
     f"{RUN}.training.properties.device": DEVICES,

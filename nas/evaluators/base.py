@@ -164,12 +164,12 @@ class Evaluator(ABC):
 
     def cheap_values(self, space: "SearchSpace", genome: "Genome") -> dict[str, float]:
         """The cheap metrics of a genome, without evaluating it: with a data task, the
-        space's torch-free cost (params, flops) for the task's input and classes."""
+        task's torch-free cost (params, flops) of the network it would train."""
         if self.data_task() is None:
             return {}
         if not hasattr(self, "_described"):
             self._described = self.data_task().describe()  # asked once per genome while proposing
-        return dict(space.cost(genome, self._described.input_shape, self._described.num_classes))
+        return dict(self.data_task().cost(space, genome, self._described))
 
     def cheap_constraints(self, constraints: Sequence[Constraint]) -> list[Constraint]:
         """Those of the constraints that bound a cheap metric."""

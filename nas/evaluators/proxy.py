@@ -83,7 +83,7 @@ def score(specs: Sequence[dict[str, Any]], task: Task, proxies: Sequence[str], b
     out = []
     for i, spec in enumerate(specs):
         start = time.perf_counter()
-        metrics = sized(spec, info, proxies)
+        metrics = sized(spec, task, info, proxies)
         found = scored[i] if scored else {"values": {}, "status": "ok", "seconds": 0.0, "device": "cpu"}
         metrics.update({proxy_metric(p): v for p, v in found["values"].items()})
         metrics.update(status=found["status"], epochs=0, device=found["device"],
@@ -92,11 +92,11 @@ def score(specs: Sequence[dict[str, Any]], task: Task, proxies: Sequence[str], b
     return out
 
 
-def sized(spec: dict[str, Any], info: TaskInfo, proxies: Sequence[str]) -> dict[str, Any]:
+def sized(spec: dict[str, Any], task: Task, info: TaskInfo, proxies: Sequence[str]) -> dict[str, Any]:
     """A spec's metrics before any network is built: status ok, every proxy empty but
-    the sizes (`params`, `flops` from the space's cost, zc_params and zc_flops too)."""
+    the sizes (`params`, `flops` from the task's cost, zc_params and zc_flops too)."""
     space = make_space(spec["space"])
-    sizes = space.cost(space.from_string(spec["arch"]), info.input_shape, info.num_classes)
+    sizes = task.cost(space, space.from_string(spec["arch"]), info)
     metrics: dict[str, Any] = {"status": "ok", **{proxy_metric(p): math.nan for p in proxies}, **sizes}
     metrics.update({proxy_metric(p): float(sizes[p]) for p in proxies if p in sizes})
     return metrics

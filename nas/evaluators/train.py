@@ -85,5 +85,6 @@ class TrainEvaluator(Evaluator):
 
     def evaluate(self, spec: dict[str, Any], out_dir: str | Path | None = None, checkpoint: bool = False) -> Evaluation:
         """Train the spec's architecture; with `checkpoint`, keep a checkpoint in
-        `out_dir` after each epoch and resume from one found there."""
-        return load(TRAINING_LOOP)(spec, self, checkpoint_dir=out_dir if checkpoint else None)
+        `out_dir` after each epoch and resume from one found there. The task's
+        pictures of the trained network go to `out_dir` too (segmentation)."""
+        return load(TRAINING_LOOP)(spec, self, checkpoint_dir=out_dir if checkpoint else None, out_dir=out_dir)

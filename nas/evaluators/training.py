@@ -173,7 +173,7 @@ def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: lis
     # One DataLoader path for every task: on the in-memory digits its overhead
     # measured about 1 ms an epoch, nothing next to the training steps.
     loader = DataLoader(
-        splits.train, batch_size=recipe["batch_size"], shuffle=True, generator=generator,
+        task.training_split(splits.train), batch_size=recipe["batch_size"], shuffle=True, generator=generator,
         num_workers=recipe["num_workers"], drop_last=False, collate_fn=task.collate,
     )
     optimizer = _optimizer(model, recipe)
@@ -257,13 +257,15 @@ def latency(model: nn.Module, shape: tuple[int, int, int], device: torch.device,
 
 
 def train(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path | None = None,
-          log: Callable[[str], None] = _stderr) -> Evaluation:
+          log: Callable[[str], None] = _stderr, out_dir: str | Path | None = None) -> Evaluation:
     """Train the spec's architecture with its recipe; metrics keyed as the evaluator's columns.
 
     `checkpoint_dir` is where this training keeps a checkpoint after each
     epoch (execution.checkpoints), None for none; it is deleted once training ends.
+    `out_dir`, the candidate's eval folder, gets the task's pictures of the
+    trained network (`Task.draw`); None draws none.
     """
-    return _run(spec, evaluator, checkpoint_dir, log)[0]
+    return _run(spec, evaluator, checkpoint_dir, log, out_dir=out_dir)[0]
 
 
 def train_model(spec: dict[str, Any], evaluator: Evaluator, train_on: str = "train",
@@ -275,7 +277,8 @@ def train_model(spec: dict[str, Any], evaluator: Evaluator, train_on: str = "tra
 
 
 def _run(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path | None,
-         log: Callable[[str], None], train_on: str = "train") -> tuple[Evaluation, nn.Module | None, Any]:
+         log: Callable[[str], None], train_on: str = "train",
+         out_dir: str | Path | None = None) -> tuple[Evaluation, nn.Module | None, Any]:
     task = evaluator.data_task()
     recipe = {**TRAINING_DEFAULTS, **(spec.get("training") or {})}
     torch.set_num_threads(int(recipe["threads"]))
@@ -306,6 +309,8 @@ def _run(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path 
                     metrics[f"{split}_{measure}"] = value
         if evaluator.cfg.get("latency") is not None:
             metrics.update(latency(model, splits.info.input_shape, device, evaluator.cfg["latency"]))
+        if out_dir is not None:
+            task.draw(model, splits, device, out_dir)
         metrics["status"] = "ok"
     except _Diverged:
         metrics["status"] = "diverged"

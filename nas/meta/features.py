@@ -1,7 +1,8 @@
 """Task features: what a task looks like, as a few numbers.
 
 A data task's features are computed from its training split: size, classes,
-input shape, simple pixel and label statistics, and an embedding of the images
+input shape, simple pixel and label statistics (labels of images, or of the
+pixels of a segmentation task's masks), and an embedding of the images
 by a small random convolutional network with fixed weights (the same network
 for every task, so embeddings are comparable). The statistics and the
 embedding see a fixed random sample of MAX_IMAGES training images (all of them
@@ -84,7 +85,10 @@ def computed(run: dict[str, Any]) -> dict[str, float]:
     train = splits.train
     picked = sample(len(train))
     images = torch.stack([train[i][0] for i in picked]).float()
-    labels = torch.tensor([int(train[i][1]) for i in picked])
+    # A class label per image, or per pixel (a segmentation mask): the label
+    # entropy is that of every labelled target; ignored pixels (255) are no class.
+    labels = torch.cat([torch.as_tensor(train[i][1]).reshape(-1) for i in picked])
+    labels = labels[(labels >= 0) & (labels < splits.info.num_classes)]
     counts = torch.bincount(labels, minlength=splits.info.num_classes).float()
     p = counts[counts > 0] / counts.sum()
     entropy = float(-(p * p.log()).sum()) / math.log(max(splits.info.num_classes, 2))

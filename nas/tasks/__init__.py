@@ -19,6 +19,10 @@ TASKS: dict[str, str] = {
     "cifar100": "nas.tasks.vision:TorchvisionTask",
     "svhn": "nas.tasks.vision:TorchvisionTask",
     "image_folder": "nas.tasks.vision:ImageFolderTask",
+    "digits_canvas": "nas.tasks.canvas:DigitsCanvasTask",
+    "voc_segmentation": "nas.tasks.segmentation_sets:VOCSegmentationTask",
+    "cityscapes": "nas.tasks.segmentation_sets:CityscapesTask",
+    "ade20k": "nas.tasks.segmentation_sets:ADE20KTask",
 }
 
 

@@ -10,10 +10,16 @@ places of a search:
       task_id()    which task this is for meta-learning
   training time (the train evaluator, torch imported by the methods):
       splits(seed)                 train / validation / test datasets
+      training_split(dataset)      the training data as the loop draws it (a task's
+                                   random flips wrap it)
       model(space, genome, info)   the candidate's backbone with the task's head
+      cost(space, genome, info)    that network's params and flops, without torch
+                                   (config time too: the cheap metrics)
       to_device(batch), step(model, batch, recipe) -> (loss, stats)   per batch
       train_summary(loss_sum, sums)    the epoch's training columns
       evaluate(model, loader)      {measure: value} on one split
+      draw(model, splits, device, folder)   pictures of a trained candidate beside
+                                   its metrics (segmentation: predictions.png)
   the final model: splits.preprocess and splits.classes say how an image
   becomes an input and what each output means (nas/final.py, nas/predict.py)
 
@@ -143,6 +149,17 @@ class Task(ABC):
     @abstractmethod
     def model(self, space: "SearchSpace", genome: "Genome", info: TaskInfo) -> "torch.nn.Module":
         """The network trained for a candidate: the space's backbone with this task's head."""
+
+    def cost(self, space: "SearchSpace", genome: "Genome", info: TaskInfo) -> dict[str, int]:
+        """{"params", "flops"} of `model`'s network, without torch: the space's
+        classification network unless the task's head differs."""
+        return space.cost(genome, info.input_shape, info.num_classes)
+
+    def training_split(self, dataset: Any) -> Any:
+        return dataset
+
+    def draw(self, model: "torch.nn.Module", splits: Splits, device: "torch.device", folder: str | Path) -> None:
+        """Files a trained candidate leaves in its eval folder besides its metrics (none here)."""
 
     def to_device(self, batch: Any, device: "torch.device") -> Any:
         return tuple(t.to(device) for t in batch)
