@@ -11,6 +11,9 @@
 # make bench-zc    zero-cost proxies: synflow of every NAS-Bench-201 cell against its
 #                  accuracies, screened strategies on the table, every proxy against
 #                  real training on digits, rea screened on digits (docs/zero_cost.md)
+# make bench-seg   segmentation on the embedded canvases: random backbones' spread
+#                  against seed noise, one core's time a training, rea against random
+#                  at the example config's budget, 3 seeds (docs/segmentation.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -38,7 +41,7 @@ BO_BUDGET     ?= 100
 # NAS-Bench-201's operations in another order: every genome index means another one.
 RELABELLED    := avg_pool_3x3,nor_conv_3x3,none,skip_connect,nor_conv_1x1
 
-.PHONY: run test dry bench bench-meta bench-mo bench-bo bench-zc clean
+.PHONY: run test dry bench bench-meta bench-mo bench-bo bench-zc bench-seg clean
 
 # The pinned packages, then the project itself, editable: `nas` and the
 # `snakenas` command work from any folder and run this checkout's code.
@@ -92,6 +95,12 @@ bench-zc: $(ENV)
 	done
 	$(BIN)/python scripts/zc_digits.py --cells 64 --repeats 2 --out results/zc-digits
 	$(BIN)/python scripts/digits_strategies.py --strategies $(ZC_SCREENS) --seeds 3 --workdir results/digits-screen
+
+# About 40 minutes on 2 cores; needs no data outside the project.
+bench-seg: $(ENV)
+	$(BIN)/python scripts/seg_spread.py --backbones 16 --seeds 2 --workers 2 --out results/bench-seg/spread.tsv
+	$(BIN)/python scripts/seg_spread.py --backbones 8 --seeds 1 --workers 1 --out results/bench-seg/one_core.tsv
+	$(BIN)/python scripts/seg_search.py --seeds 3 --workers 2 --out results/bench-seg/search.tsv
 
 bench-mo: $(ENV)
 	@for t in $(TABLE) $(HARDWARE); do test -f $$t || { echo "bench-mo: $$t not found; set TABLE= and HARDWARE="; exit 2; }; done
