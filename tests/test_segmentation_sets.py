@@ -46,7 +46,7 @@ def _mask(path: Path, labels: np.ndarray, colours: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(labels)
     if colours:  # a palette PNG, as VOC's: the indices are the classes
-        image.putpalette(palette(256).tobytes())
+        image.putpalette(palette().tobytes())
     image.save(path)
 
 

@@ -20,7 +20,7 @@ mode so that batch norm uses the batch's statistics):
                gradient with respect to the weights
     snip       images and labels: the sum of |w * dL/dw| (connection sensitivity)
 
-`params` and `flops` (the baselines) come from the space's torch-free cost
+`params` and `flops` (the baselines) come from the task's torch-free cost
 (nas/evaluators/proxy.py, which makes the metrics of both). The loss of
 grad_norm and snip is the task's own training loss (`Task.step`:
 cross-entropy for classification).

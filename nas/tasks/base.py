@@ -98,6 +98,11 @@ class Task(ABC):
     def option_names(cls) -> tuple[str, ...]:
         return (*COMMON_OPTIONS, *cls.options)
 
+    def option(self, key: str) -> Any:
+        """One of this task's options: the config's value, else its default."""
+        value = self.cfg.get(key)
+        return ({**COMMON_OPTIONS, **self.options}[key]) if value is None else value
+
     # -- config time ------------------------------------------------------------------
 
     def check(self) -> None:

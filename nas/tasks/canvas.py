@@ -86,10 +86,7 @@ def draw_canvases(digits: np.ndarray, labels: np.ndarray, count: int, size: int,
     return Canvases(images, masks, boxes)
 
 
-def _pair(cfg: dict[str, Any], key: str, default: tuple[int, int], low: int) -> tuple[int, int]:
-    value = cfg.get(key)
-    if value is None:
-        return default
+def _pair(key: str, value: Any, low: int) -> tuple[int, int]:
     if (not isinstance(value, (list, tuple)) or len(value) != 2
             or any(isinstance(v, bool) or not isinstance(v, int) for v in value) or not low <= value[0] <= value[1]):
         raise TaskError(f"task.{key} must be [least, most] with {low} <= least <= most, got {value!r}")
@@ -107,16 +104,16 @@ class DigitsCanvasTask(SegmentationTask):
 
     def check_options(self) -> None:
         super().check_options()
-        size = int(self.cfg.get("image_size") or self.options["image_size"])
-        integer("task", "data_seed", self.cfg.get("data_seed", 0), 0, TaskError)
-        _pair(self.cfg, "digits", (1, 4), 1)
-        least, _ = _pair(self.cfg, "digit_size", (8, 32), 1)
+        size = int(self.option("image_size"))
+        integer("task", "data_seed", self.option("data_seed"), 0, TaskError)
+        _pair("digits", self.option("digits"), 1)
+        least, _ = _pair("digit_size", self.option("digit_size"), 1)
         if least > size:
             raise TaskError(f"task.digit_size: the smallest digit ({least} px) does not fit a canvas of {size} px "
                             "(task.image_size)")
 
     def describe(self) -> TaskInfo:
-        size = int(self.cfg.get("image_size") or self.options["image_size"])
+        size = int(self.option("image_size"))
         return TaskInfo(self.name, (1, size, size), CLASSES + 1)
 
     def default_val_size(self) -> int:
@@ -124,23 +121,31 @@ class DigitsCanvasTask(SegmentationTask):
 
     def canvases(self, split: str) -> Canvases:
         """The training ("train") or test canvases, as numpy arrays (no torch)."""
+        return self._drawn((split,))[0]
+
+    def _drawn(self, splits: tuple[str, ...]) -> list[Canvases]:
+        """The canvases of these splits, the digits loaded once for all of them."""
         from sklearn.datasets import load_digits
 
         self.check()
         data = load_digits()
         digits, labels = data.images.astype(np.float32) / 16.0, data.target.astype(np.int64)
         rest, test = hold_out(len(labels), int(len(labels) * TEST_SHARE), TEST_SEED)
-        chosen = test if split == "test" else rest
-        cfg = {**self.options, **{k: v for k, v in self.cfg.items() if v is not None}}
-        count = int(cfg["test_images"] if split == "test" else cfg["images"])
-        return draw_canvases(digits[chosen], labels[chosen], count, int(cfg["image_size"]), _pair(cfg, "digits", (1, 4), 1),
-                             _pair(cfg, "digit_size", (8, 32), 1), int(cfg["data_seed"]), SPLIT_IDS[split])
+        out = []
+        for split in splits:
+            chosen = test if split == "test" else rest
+            count = int(self.option("test_images" if split == "test" else "images"))
+            out.append(draw_canvases(digits[chosen], labels[chosen], count, int(self.option("image_size")),
+                                     _pair("digits", self.option("digits"), 1),
+                                     _pair("digit_size", self.option("digit_size"), 1),
+                                     int(self.option("data_seed")), SPLIT_IDS[split]))
+        return out
 
     def splits(self, seed: int) -> Splits:
         import torch
         from torch.utils.data import TensorDataset
 
-        train_all, test = self.canvases("train"), self.canvases("test")
+        train_all, test = self._drawn(("train", "test"))
         val_size = int(self.cfg.get("val_size") or DEFAULT_VAL_SIZE)
         try:
             train_idx, val_idx = hold_out(len(train_all.images), val_size, seed)

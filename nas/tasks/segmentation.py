@@ -247,16 +247,15 @@ class SegmentationTask(Task):
     collate = staticmethod(collate_pairs)
 
     def check_options(self) -> None:
-        decoder = self.cfg.get("decoder", "lraspp")
+        decoder = self.option("decoder")
         if decoder not in DECODERS:
             raise TaskError(f"task.decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
-        integer("task", "decoder_channels", self.cfg.get("decoder_channels", DEFAULT_DECODER_CHANNELS), 1, TaskError)
-        if not isinstance(self.cfg.get("flip", False), bool):
+        integer("task", "decoder_channels", self.option("decoder_channels"), 1, TaskError)
+        if not isinstance(self.option("flip"), bool):
             raise TaskError(f"task.flip must be true or false, got {self.cfg['flip']!r}")
 
     def _decoder(self) -> tuple[str, int]:
-        return (str(self.cfg.get("decoder") or "lraspp"),
-                int(self.cfg.get("decoder_channels") or DEFAULT_DECODER_CHANNELS))
+        return str(self.option("decoder")), int(self.option("decoder_channels"))
 
     def model(self, space: "SearchSpace", genome: "Genome", info: TaskInfo) -> "torch.nn.Module":
         decoder, channels = self._decoder()
@@ -270,7 +269,7 @@ class SegmentationTask(Task):
 
     def training_split(self, dataset: Any) -> Any:
         """The training pairs, flipped at random with task.flip."""
-        return Flipped(dataset) if self.cfg.get("flip") else dataset
+        return Flipped(dataset) if self.option("flip") else dataset
 
     def step(self, model: "torch.nn.Module", batch: Any, recipe: dict[str, Any]) -> tuple["torch.Tensor", dict[str, int]]:
         from torch import nn
@@ -325,7 +324,7 @@ class SegmentationTask(Task):
         prediction_grid(images.numpy(), masks.numpy(), predicted.numpy(), layout.predictions_in(folder))
 
 
-def palette(classes: int) -> np.ndarray:
+def palette() -> np.ndarray:
     """(256, 3) colours: class 0 black, then the bit-interleaved colours of the VOC
     development kit's colour map (distinct for neighbouring labels), IGNORE_INDEX white."""
     colours = np.zeros((256, 3), dtype=np.uint8)
@@ -350,7 +349,7 @@ def prediction_grid(images: np.ndarray, truth: np.ndarray, predicted: np.ndarray
     (nearest neighbour) to about PICTURE_SIDE pixels, under a header."""
     from PIL import Image, ImageDraw
 
-    colours = palette(256)
+    colours = palette()
     rows = []
     for image, true, guess in zip(images, truth, predicted):
         low, high = float(image.min()), float(image.max())
