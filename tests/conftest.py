@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import write_nb201_table
+
+# Decoded data sets are cached (nas/tasks/memory.py): the suite's go to a folder
+# of its own, never the user's ~/.cache, and its snakemake jobs inherit it.
+os.environ["SNAKENAS_CACHE"] = tempfile.mkdtemp(prefix="snakenas-test-cache-")
 
 
 @pytest.fixture

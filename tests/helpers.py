@@ -3,8 +3,10 @@ snakemake and `python -m nas` as subprocesses. Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import itertools
+import pickle
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
+import numpy as np
 import yaml
 
 from nas.evaluators import Evaluation, evaluator_for
@@ -168,3 +171,53 @@ def describe(cfg: dict[str, Any]) -> TaskInfo:
 
 def load(cfg: dict[str, Any], seed: int) -> Splits:
     return task_for(cfg).splits(seed)
+
+
+# -- data sets fabricated in their real on-disk layouts -------------------------------
+
+
+def write_cifar10(root: Path, monkeypatch: Any = None, n: int = 12, patch_checksums: bool = True) -> Path:
+    """cifar-10-batches-py under `root` with `n` random images in each of its six
+    batch files, read by torchvision's own CIFAR10 code. The fake files have
+    checksums of their own: unless `patch_checksums` is false, torchvision's
+    integrity lists are told them (through `monkeypatch`, else for the process)."""
+    from torchvision.datasets import CIFAR10
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    md5 = {}
+    names = [f[0] for f in CIFAR10.train_list] + [f[0] for f in CIFAR10.test_list]
+    for name in names:
+        batch = {"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, n))}
+        (folder / name).write_bytes(pickle.dumps(batch))
+        md5[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()
+    meta = {"label_names": [f"c{i}" for i in range(10)]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    if patch_checksums:
+        patch = monkeypatch if monkeypatch is not None else _ForProcess()
+        patch.setattr(CIFAR10, "train_list", [[f[0], md5[f[0]]] for f in CIFAR10.train_list])
+        patch.setattr(CIFAR10, "test_list", [[f[0], md5[f[0]]] for f in CIFAR10.test_list])
+        patch.setitem(CIFAR10.meta, "md5", hashlib.md5((folder / "batches.meta").read_bytes()).hexdigest())
+    return folder
+
+
+class _ForProcess:
+    """monkeypatch's two calls, for good (a benchmark's process)."""
+
+    setattr = staticmethod(setattr)
+
+    @staticmethod
+    def setitem(mapping: dict, key: Any, value: Any) -> None:
+        mapping[key] = value
+
+
+def write_image_folder(folder: Path, classes: list[str], per_class: int, size: tuple[int, int] = (20, 24)) -> None:
+    """folder/<class>/<i>.png: random RGB images of `size` (height, width)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (folder / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(folder / c / f"{i}.png")

@@ -12,7 +12,7 @@ import yaml
 
 from nas.evaluators import EVALUATORS
 from nas.evaluators.proxy import PROXIES
-from nas.evaluators.recipe import DEVICES, OPTIMIZERS, SCHEDULES, TRAIN_ON
+from nas.evaluators.recipe import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TRAIN_ON
 from nas.objectives import DIRECTIONS
 from nas.spaces import SPACES
 from nas.spaces.base import STEM_STRIDES
@@ -28,7 +28,9 @@ from nas.strategies.mutation import MUTATIONS
 from nas.strategies.reinforce.gradient import FORMULATIONS, REWARDS
 from nas.strategies.reinforce.controllers import CONTROLLERS
 from nas.tasks import TASKS
+from nas.tasks.augment import AUGMENTS
 from nas.tasks.digits import ROTATIONS
+from nas.tasks.memory import IN_MEMORY
 from nas.tasks.segmentation import DECODERS
 from nas.tasks.segmentation_sets import VOC_YEARS
 from tests.helpers import REPO
@@ -57,9 +59,12 @@ HOMES = {
     f"{RUN}.task.properties.rotation": ROTATIONS,
     f"{RUN}.task.properties.decoder": DECODERS,
     f"{RUN}.task.properties.year": VOC_YEARS,
+    f"{RUN}.task.properties.in_memory": IN_MEMORY,
+    f"{RUN}.task.properties.augment": AUGMENTS,
     f"{RUN}.training.properties.optimizer": OPTIMIZERS,
     f"{RUN}.training.properties.schedule": SCHEDULES,
     f"{RUN}.training.properties.device": DEVICES,
+    f"{RUN}.training.properties.precision": PRECISIONS,
     f"{RUN}.evaluator.properties.name": EVALUATORS,
     f"{RUN}.evaluator.properties.proxies.items": PROXIES,
     f"{RUN}.objectives.items.properties.direction": DIRECTIONS,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import pickle
 import re
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 import torch
 
 from nas.tasks import TASKS, TaskError
-from tests.helpers import REPO, check, describe, load
+from tests.helpers import REPO, check, describe, load, write_cifar10, write_image_folder
 
 
 def test_describe_and_check_do_not_import_torch():
@@ -113,42 +112,27 @@ def test_every_task_name_is_in_the_schema():
 # -- torchvision loaders on tiny fake data -------------------------------------------
 
 
-def _write_cifar10(root, monkeypatch, n=12, patch_checksums=True):
-    from torchvision.datasets import CIFAR10
-
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    md5 = {}
-    names = [f[0] for f in CIFAR10.train_list] + [f[0] for f in CIFAR10.test_list]
-    for name in names:
-        batch = {"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, n))}
-        (folder / name).write_bytes(pickle.dumps(batch))
-        md5[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()
-    meta = {"label_names": [f"c{i}" for i in range(10)]}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
-    if not patch_checksums:
-        return
-    # The fake files have their own checksums: tell torchvision's integrity check.
-    monkeypatch.setattr(CIFAR10, "train_list", [[f[0], md5[f[0]]] for f in CIFAR10.train_list])
-    monkeypatch.setattr(CIFAR10, "test_list", [[f[0], md5[f[0]]] for f in CIFAR10.test_list])
-    monkeypatch.setitem(CIFAR10.meta, "md5", hashlib.md5((folder / "batches.meta").read_bytes()).hexdigest())
-
-
-def test_cifar10_loader_on_fake_batches(tmp_path, monkeypatch):
-    _write_cifar10(tmp_path, monkeypatch)
-    cfg = {"name": "cifar10", "root": str(tmp_path), "val_size": 10, "train_size": 20}
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_cifar10_loader_on_fake_batches(tmp_path, monkeypatch, in_memory):
+    write_cifar10(tmp_path, monkeypatch)
+    cfg = {"name": "cifar10", "root": str(tmp_path), "val_size": 10, "train_size": 20, "in_memory": in_memory}
     check(cfg)
     splits = load(cfg, seed=3)
     assert len(splits.train) == 20 and len(splits.val) == 10 and len(splits.test) == 12
     x, y = splits.train[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= y < 10
-    assert load(cfg, seed=3).val.indices == splits.val.indices != load(cfg, seed=4).val.indices
+    assert splits.classes == tuple(f"c{i}" for i in range(10))
+
+    def val_images(seed):
+        val = load(cfg, seed=seed).val
+        return torch.stack([val[i][0] for i in range(len(val))])
+
+    assert torch.equal(val_images(3), val_images(3)) and not torch.equal(val_images(3), val_images(4))
 
 
 def test_corrupted_cifar10_files_are_a_task_error(tmp_path, monkeypatch):
     # Files in place but with checksums torchvision does not know: its own check refuses them.
-    _write_cifar10(tmp_path, monkeypatch, patch_checksums=False)
+    write_cifar10(tmp_path, monkeypatch, patch_checksums=False)
     cfg = {"name": "cifar10", "root": str(tmp_path), "val_size": 10}
     check(cfg)
     with pytest.raises(TaskError, match=re.escape(f"task.root: {tmp_path}: Dataset not found or corrupted")):
@@ -190,30 +174,21 @@ def test_svhn_loader_on_fake_mat_files(tmp_path, monkeypatch):
     assert splits.test[0][0].shape == (3, 32, 32)
 
 
-def _write_images(folder, classes, per_class):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for c in classes:
-        (folder / c).mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / c / f"{i}.png")
-
-
 def test_image_folder_with_and_without_test_folder(tmp_path):
-    _write_images(tmp_path / "a" / "train", ["cat", "dog", "eel"], 6)
+    write_image_folder(tmp_path / "a" / "train", ["cat", "dog", "eel"], 6)
     cfg = {"name": "image_folder", "root": str(tmp_path / "a"), "image_size": 16, "val_size": 3}
     assert describe(cfg).num_classes == 3 and describe(cfg).input_shape == (3, 16, 16)
     splits = load(cfg, seed=0)
     assert len(splits.test) == 3 and len(splits.val) == 3 and len(splits.train) == 12
     assert splits.train[0][0].shape == (3, 16, 16)
-    _write_images(tmp_path / "a" / "test", ["cat", "dog", "eel"], 2)
+    write_image_folder(tmp_path / "a" / "test", ["cat", "dog", "eel"], 2)
     assert len(load(cfg, seed=0).test) == 6
-    assert load(cfg, seed=1).val.indices == load(cfg, seed=1).val.indices != splits.val.indices
+    val = [torch.stack([v[i][0] for i in range(len(v))]) for v in (load(cfg, 1).val, load(cfg, 1).val, splits.val)]
+    assert torch.equal(val[0], val[1]) and not torch.equal(val[0], val[2])
 
 
 def test_image_folder_class_without_images_is_a_task_error(tmp_path):
-    _write_images(tmp_path / "train", ["cat"], 2)
+    write_image_folder(tmp_path / "train", ["cat"], 2)
     (tmp_path / "train" / "dog").mkdir()
     with pytest.raises(TaskError, match="dog"):
         load({"name": "image_folder", "root": str(tmp_path), "val_size": 1}, seed=0)

@@ -7,6 +7,8 @@ from __future__ import annotations
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
+# training.precision: float32 throughout, or forward passes under bfloat16 autocast.
+PRECISIONS = ("fp32", "bf16")
 # What a final model trains on (final.train_on): the training split, or the
 # training and validation splits together (then only test metrics mean anything).
 TRAIN_AND_VAL = "train+val"
@@ -32,4 +34,7 @@ TRAINING_DEFAULTS = {
     "threads": 1,
     "device": "auto",
     "num_workers": 0,
+    # Fixed values, never the device's best: a run.yaml means the same on any machine.
+    "precision": "fp32",
+    "channels_last": False,
 }

@@ -39,8 +39,10 @@ from nas.evaluators.flops import count_flops, count_params
 from nas.evaluators.recipe import TRAIN_AND_VAL, TRAINING_DEFAULTS
 from nas.evaluators.repeats import fingerprint
 from nas.io import atomic_write_bytes
+from nas.seeding import int_seed
 from nas.spaces import make_space
 from nas.tasks import Task
+from nas.tasks.memory import Batches, MemorySet
 
 
 class _Diverged(Exception):
@@ -78,10 +80,54 @@ def _optimizer(model: nn.Module, recipe: dict[str, Any]) -> torch.optim.Optimize
     )
 
 
-def _loader(task: Task, dataset, recipe: dict[str, Any]) -> DataLoader:
-    """A split for measuring: in order, in evaluation batches."""
-    return DataLoader(dataset, batch_size=recipe["eval_batch_size"], num_workers=recipe["num_workers"],
-                      collate_fn=task.collate)
+def _loader(task: Task, dataset, recipe: dict[str, Any]):
+    """A split for measuring: in order, in evaluation batches (on the device, for a set held there)."""
+    if isinstance(dataset, MemorySet):
+        return _Formatted(Batches(dataset, recipe["eval_batch_size"]), recipe)
+    return _Formatted(DataLoader(dataset, batch_size=recipe["eval_batch_size"], num_workers=recipe["num_workers"],
+                                 collate_fn=task.collate), recipe)
+
+
+def _training_loader(task: Task, dataset, recipe: dict[str, Any], generator: torch.Generator):
+    """The training split, shuffled by `generator`: the same batches whether the
+    set is held on the device (Batches) or read item by item (DataLoader)."""
+    if isinstance(dataset, MemorySet):
+        return Batches(dataset, recipe["batch_size"], shuffle=True, generator=generator)
+    return DataLoader(dataset, batch_size=recipe["batch_size"], shuffle=True, generator=generator,
+                      num_workers=recipe["num_workers"], drop_last=False, collate_fn=task.collate)
+
+
+class _Formatted:
+    """A loader whose image batches come in the recipe's memory format (training.channels_last)."""
+
+    def __init__(self, loader, recipe: dict[str, Any]) -> None:
+        self.loader, self.channels_last = loader, bool(recipe["channels_last"])
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield _formatted(batch, self.channels_last)
+
+
+def _formatted(batch, channels_last: bool):
+    if not channels_last:
+        return batch
+    return tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in batch)
+
+
+def _autocast(device: torch.device, recipe: dict[str, Any]):
+    """training.precision bf16: forward passes under bfloat16 autocast (weights,
+    gradients and the optimizer stay float32; bf16 needs no loss scaling)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe["precision"] == "bf16")
+
+
+def held_on(splits, device: torch.device):
+    """The splits, those held in memory moved to `device` once for the whole training."""
+    moved = {name: getattr(splits, name).to(device) for name in ("train", "val", "test")
+             if isinstance(getattr(splits, name), MemorySet)}
+    return dataclasses.replace(splits, **moved) if moved else splits
 
 
 CHECKPOINT_FORMAT = 1
@@ -96,10 +142,13 @@ def spec_fingerprint(spec: dict[str, Any], recipe: dict[str, Any]) -> str:
 class Checkpoint:
     """One training's checkpoint file, written atomically after each epoch."""
 
-    def __init__(self, path: str | Path, fingerprint: str, log: Callable[[str], None]) -> None:
+    def __init__(self, path: str | Path, fingerprint: str, log: Callable[[str], None], augments: bool = False) -> None:
         self.path, self.fingerprint, self.log = Path(path), fingerprint, log
+        # A training with task.augment keeps its augmentation generator's state too.
+        self.augments = augments
 
-    def save(self, epoch: int, model, optimizer, scheduler, generator, rows: list[dict[str, Any]]) -> None:
+    def save(self, epoch: int, model, optimizer, scheduler, generator, rows: list[dict[str, Any]],
+             augment_generator: torch.Generator | None = None) -> None:
         state = {
             "format": CHECKPOINT_FORMAT,
             "fingerprint": self.fingerprint,
@@ -110,6 +159,7 @@ class Checkpoint:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
             "loader_rng": generator.get_state(),
+            "augment_rng": augment_generator.get_state() if augment_generator is not None else None,
             "rows": [dict(row) for row in rows],
         }
         buffer = io.BytesIO()
@@ -147,13 +197,16 @@ class Checkpoint:
         for key in ("torch_rng", "loader_rng"):
             if not isinstance(state.get(key), torch.Tensor):
                 return f"{key} is missing"
+        if self.augments and not isinstance(state.get("augment_rng"), torch.Tensor):
+            return "augment_rng is missing"
         return None
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
 
 
-def _resume(state, model, optimizer, scheduler, generator, epochs_out: list[dict[str, Any]]) -> int:
+def _resume(state, model, optimizer, scheduler, generator, epochs_out: list[dict[str, Any]],
+            augment_generator: torch.Generator | None = None) -> int:
     """Put the training back where the checkpoint left it; the next epoch to run."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
@@ -163,6 +216,8 @@ def _resume(state, model, optimizer, scheduler, generator, epochs_out: list[dict
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     generator.set_state(state["loader_rng"])
+    if augment_generator is not None:
+        augment_generator.set_state(state["augment_rng"])
     epochs_out[:] = [dict(row) for row in state["rows"]]
     return state["epoch"] + 1
 
@@ -170,12 +225,10 @@ def _resume(state, model, optimizer, scheduler, generator, epochs_out: list[dict
 def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: list[dict[str, Any]],
            columns: tuple[str, ...], checkpoint: Checkpoint | None = None) -> None:
     generator = torch.Generator().manual_seed(seed)
-    # One DataLoader path for every task: on the in-memory digits its overhead
-    # measured about 1 ms an epoch, nothing next to the training steps.
-    loader = DataLoader(
-        task.training_split(splits.train), batch_size=recipe["batch_size"], shuffle=True, generator=generator,
-        num_workers=recipe["num_workers"], drop_last=False, collate_fn=task.collate,
-    )
+    loader = _training_loader(task, task.training_split(splits.train), recipe, generator)
+    augment = task.augmenter(splits)
+    # Its own stream, so that the loader's draws (and results without augmentation) stay as they were.
+    augment_generator = torch.Generator().manual_seed(int_seed(seed, 0, "augment")) if augment else None
     optimizer = _optimizer(model, recipe)
     total_steps = max(1, recipe["epochs"] * len(loader))
     scheduler = (
@@ -186,7 +239,7 @@ def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: lis
     first = 1
     state = checkpoint.load(model, recipe["epochs"]) if checkpoint is not None else None
     if state is not None:
-        first = _resume(state, model, optimizer, scheduler, generator, epochs_out)
+        first = _resume(state, model, optimizer, scheduler, generator, epochs_out, augment_generator)
         log(f"resumed from epoch {first - 1} ({checkpoint.path})")
     for epoch in range(first, recipe["epochs"] + 1):
         start = time.perf_counter()
@@ -194,8 +247,12 @@ def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: lis
         loss_sum, sums = 0.0, {}
         for batch in loader:
             batch = task.to_device(batch, device)
+            if augment is not None:
+                batch = (augment(batch[0], augment_generator), *batch[1:])
+            batch = _formatted(batch, recipe["channels_last"])
             optimizer.zero_grad(set_to_none=True)
-            loss, stats = task.step(model, batch, recipe)
+            with _autocast(device, recipe):
+                loss, stats = task.step(model, batch, recipe)
             value = loss.item()
             if not math.isfinite(value):
                 raise _Diverged()
@@ -208,7 +265,8 @@ def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: lis
             loss_sum += value * stats["count"]
             for key, count in stats.items():
                 sums[key] = sums.get(key, 0) + count
-        val = task.evaluate(model, _loader(task, splits.val, recipe), device)
+        with _autocast(device, recipe):
+            val = task.evaluate(model, _loader(task, splits.val, recipe), device)
         if not math.isfinite(val["loss"]):
             raise _Diverged()
         measured = {**task.train_summary(loss_sum, sums), **{f"val_{k}": v for k, v in val.items()}}
@@ -217,7 +275,7 @@ def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: lis
         log(f"epoch {epoch}/{recipe['epochs']} "
             + " ".join(f"{c} {_shown(c, row[c])}" for c in columns[1:]))
         if checkpoint is not None:
-            checkpoint.save(epoch, model, optimizer, scheduler, generator, epochs_out)
+            checkpoint.save(epoch, model, optimizer, scheduler, generator, epochs_out, augment_generator)
 
 
 def _shown(column: str, value: float) -> str:
@@ -286,25 +344,33 @@ def _run(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path 
     space = make_space(spec["space"])
     genome = space.from_string(spec["arch"])
     splits = task.splits(int(spec["run_seed"]))
-    fitted = splits
+    held = held_on(splits, device)
+    fitted = held
     if train_on == TRAIN_AND_VAL:
-        fitted = dataclasses.replace(splits, train=torch.utils.data.ConcatDataset([splits.train, splits.val]))
+        both = (held.train.joined(held.val) if isinstance(held.train, MemorySet)
+                else torch.utils.data.ConcatDataset([held.train, held.val]))
+        fitted = dataclasses.replace(held, train=both)
     torch.manual_seed(int(spec["seed"]))
     model = task.model(space, genome, splits.info)
     metrics: dict[str, Any] = dict.fromkeys(evaluator.columns, math.nan)
     metrics.update(params=count_params(model), flops=count_flops(model, splits.info.input_shape), device=str(device))
     epochs: list[dict[str, Any]] = []
     log(f"{spec.get('candidate', 'candidate')} {spec['arch']} params {metrics['params']} flops {metrics['flops']} on {device}")
-    saver = (Checkpoint(layout.checkpoint_in(checkpoint_dir), spec_fingerprint(spec, recipe), log)
+    saver = (Checkpoint(layout.checkpoint_in(checkpoint_dir), spec_fingerprint(spec, recipe), log,
+                        augments=task.augmenter(splits) is not None)
              if checkpoint_dir is not None else None)
     start = time.perf_counter()
     try:
         model.to(device)
+        if recipe["channels_last"]:
+            model.to(memory_format=torch.channels_last)
         _train(model, task, fitted, recipe, device, int(spec["seed"]), log, epochs, evaluator.epoch_columns, saver)
         # Trained on the validation images too, the network's val metrics say nothing.
-        measured = (("test", splits.test),) if train_on == TRAIN_AND_VAL else (("val", splits.val), ("test", splits.test))
+        measured = (("test", held.test),) if train_on == TRAIN_AND_VAL else (("val", held.val), ("test", held.test))
         for split, data in measured:
-            for measure, value in task.evaluate(model, _loader(task, data, recipe), device).items():
+            with _autocast(device, recipe):
+                result = task.evaluate(model, _loader(task, data, recipe), device)
+            for measure, value in result.items():
                 if f"{split}_{measure}" in metrics:
                     metrics[f"{split}_{measure}"] = value
         if evaluator.cfg.get("latency") is not None:

@@ -12,6 +12,7 @@ places of a search:
       splits(seed)                 train / validation / test datasets
       training_split(dataset)      the training data as the loop draws it (a task's
                                    random flips wrap it)
+      augmenter(splits)            task.augment on a batch's inputs (crop_flip), or None
       model(space, genome, info)   the candidate's backbone with the task's head
       cost(space, genome, info)    that network's params and flops, without torch
                                    (config time too: the cheap metrics)
@@ -30,7 +31,8 @@ the default objective; `epoch_columns` sit between `epoch` and `seconds` in
 epochs.csv. Splits: the test split is fixed by the data set (or by seed 0
 where it has none); the validation images are drawn from the training split
 with the run seed, so every candidate of a run sees the same split. Test
-metrics are reported, never selected on.
+metrics are reported, never selected on. A split may be a `MemorySet`
+(nas/tasks/memory.py: task.in_memory), which the loop draws on the device.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from nas.objectives import Metric
-from nas.options import unknown_option
+from nas.options import choice, unknown_option
+from nas.tasks.memory import IN_MEMORY
 
 if TYPE_CHECKING:  # torch stays out of the import path of the light steps
     import torch
@@ -49,9 +52,14 @@ if TYPE_CHECKING:  # torch stays out of the import path of the light steps
     from nas.spaces.base import Genome, SearchSpace
 
 # Options every task takes, with their defaults; a task adds its own (`options`).
-COMMON_OPTIONS: dict[str, Any] = {"train_size": None, "val_size": None, "features": None}
-# Options that do not change what the task is (left out of its id).
-NOT_IDENTITY = ("root", "download", "features")
+# in_memory: where the images are held while training (nas/tasks/memory.py);
+# augment: what the training loop does to each batch (nas/tasks/augment.py).
+COMMON_OPTIONS: dict[str, Any] = {"train_size": None, "val_size": None, "features": None,
+                                  "in_memory": "auto", "augment": "none"}
+# Options that do not change what the task is (left out of its id): where the
+# data lies, how it is read, and the training's augmentation, which is a
+# recipe of training as the epochs are, not other data.
+NOT_IDENTITY = ("root", "download", "features", "in_memory", "augment")
 
 
 class TaskError(ValueError):
@@ -89,6 +97,10 @@ class Task(ABC):
     epoch_columns: ClassVar[tuple[str, ...]] = ()
     # The DataLoader's collate function (None: PyTorch's default).
     collate: ClassVar[Callable[[list], Any] | None] = None
+    # task.augment values this kind of task can do (nas/tasks/augment.py).
+    augments: ClassVar[tuple[str, ...]] = ("none",)
+    # Whether its splits can be held as tensors on the device (task.in_memory: true).
+    in_memory_sets: ClassVar[bool] = False
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = dict(cfg)
@@ -112,6 +124,12 @@ class Task(ABC):
             raise TaskError(unknown[1])
         for key in self.sizes:
             check_size(self.cfg, key)
+        choice(f"task {self.name!r}", "in_memory", self.option("in_memory"), IN_MEMORY, TaskError)
+        if self.option("in_memory") is True and not self.in_memory_sets:
+            raise TaskError(f"task {self.name!r} option in_memory=true: its data is read through the generic "
+                            "loader only (in-memory sets: digits, mnist, fashion_mnist, cifar10, cifar100, "
+                            "svhn, image_folder); use auto or false")
+        choice(f"task {self.name!r}", "augment", self.option("augment"), self.augments, TaskError)
         self.check_options()
         self.describe()
 
@@ -162,6 +180,11 @@ class Task(ABC):
 
     def training_split(self, dataset: Any) -> Any:
         return dataset
+
+    def augmenter(self, splits: Splits) -> "Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None":
+        """What task.augment does to a training batch's inputs on the device, given
+        the loop's generator for its draws; None: nothing (no draws)."""
+        return None
 
     def draw(self, model: "torch.nn.Module", splits: Splits, device: "torch.device", folder: str | Path) -> None:
         """Files a trained candidate leaves in its eval folder besides its metrics (none here)."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nas.objectives import register
-from nas.tasks.base import Task, TaskInfo
+from nas.tasks.augment import AUGMENTS, CropFlip, black
+from nas.tasks.base import Splits, Task, TaskInfo
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +30,13 @@ class ClassificationTask(Task):
     metrics = (VAL_ACC, TEST_ACC, VAL_LOSS, TRAIN_LOSS)
     primary = "val_acc"
     epoch_columns = ("train_loss", "train_acc", "val_loss", "val_acc")
+    augments = AUGMENTS
+    in_memory_sets = True
+
+    def augmenter(self, splits: Splits) -> CropFlip | None:
+        if self.option("augment") != "crop_flip":
+            return None
+        return CropFlip(splits.info.input_shape[1], black(splits.preprocess))
 
     def model(self, space: "SearchSpace", genome: "Genome", info: TaskInfo) -> "torch.nn.Module":
         return space.build(genome, info.input_shape, info.num_classes)

@@ -20,6 +20,7 @@ import numpy as np
 
 from nas.tasks.base import Splits, TaskError, TaskInfo
 from nas.tasks.classification import ClassificationTask
+from nas.tasks.memory import MemorySet, wanted
 from nas.tasks.splits import cap, hold_out
 
 # A fixed third of the images is the test split, whatever the run seed.
@@ -51,7 +52,7 @@ class DigitsTask(ClassificationTask):
 
     def splits(self, seed: int) -> Splits:
         self.check()
-        return load_digits_splits(self.cfg, self.describe(), seed)
+        return load_digits_splits(self.cfg, self.describe(), seed, self.option("in_memory"))
 
 
 def check_variant(cfg: dict[str, Any]) -> None:
@@ -111,7 +112,7 @@ def variant(images: np.ndarray, labels: np.ndarray, cfg: dict[str, Any]) -> tupl
     return np.ascontiguousarray(images, dtype=np.float32), labels
 
 
-def load_digits_splits(cfg: dict[str, Any], info: TaskInfo, seed: int) -> Splits:
+def load_digits_splits(cfg: dict[str, Any], info: TaskInfo, seed: int, in_memory: Any) -> Splits:
     import torch
     from sklearn.datasets import load_digits
     from torch.utils.data import TensorDataset
@@ -129,9 +130,13 @@ def load_digits_splits(cfg: dict[str, Any], info: TaskInfo, seed: int) -> Splits
     # Normalise with the training images' statistics only.
     mean, std = images[train].mean(), images[train].std()
 
-    def dataset(idx: np.ndarray) -> TensorDataset:
+    # Normalised once here: held in memory (the default) the splits are these tensors.
+    in_memory = wanted(in_memory, images.nbytes)
+
+    def dataset(idx: np.ndarray) -> MemorySet | TensorDataset:
         x = torch.from_numpy((images[idx] - mean) / std).unsqueeze(1)
-        return TensorDataset(x, torch.from_numpy(labels[idx]))
+        y = torch.from_numpy(labels[idx])
+        return MemorySet(x, y) if in_memory else TensorDataset(x, y)
 
     # An 8-bit image of a digit (0..255) scaled to [0, 1] is what the bundled
     # 0..16 pixels scaled by 16 are.

@@ -10,6 +10,7 @@ import numpy as np
 
 from nas.tasks.base import Splits, TaskError, TaskInfo, root_of
 from nas.tasks.classification import ClassificationTask
+from nas.tasks.memory import MemorySet, decoded, source_stamp, wanted
 from nas.tasks.splits import cap, hold_out
 
 # (channels, height, width), classes, and training images of each official set.
@@ -20,6 +21,7 @@ SHAPES = {
     "cifar100": ((3, 32, 32), 100, 50_000),
     "svhn": ((3, 32, 32), 10, 73_257),
 }
+TEST_IMAGES = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 10_000, "cifar100": 10_000, "svhn": 26_032}
 # Each entry lists alternative file sets; the first is what a download writes.
 # MNIST-like sets may instead hold the processed tensors of older torchvision.
 EXPECTED = {
@@ -79,12 +81,21 @@ class TorchvisionTask(ClassificationTask):
     def default_val_size(self) -> int:
         return _default_val(SHAPES[self.name][2])
 
+    def decoded_bytes(self) -> int:
+        """The official set's pixels, 8 bits each (what task.in_memory: auto weighs)."""
+        shape, _, train = SHAPES[self.name]
+        return (train + TEST_IMAGES[self.name]) * int(np.prod(shape))
+
     def splits(self, seed: int) -> Splits:
         self.check()
-        transform = _transform(self.name)
         root, download = str(root_of(self.cfg)), bool(self.cfg.get("download", False))
-        train, test = _opened(self.cfg, lambda: _official(self.name, root, download, transform))
-        return _with_validation(self.cfg, self.describe(), seed, train, test, _preprocess(self.name, False))
+        preprocess = _preprocess(self.name, False)
+        if wanted(self.option("in_memory"), self.decoded_bytes()):
+            train, test = _in_memory(self.cfg, self.describe(), _sources(self.name, root_of(self.cfg)), preprocess,
+                                     lambda: _official(self.name, root, download, None))
+        else:
+            train, test = _opened(self.cfg, lambda: _official(self.name, root, download, _transform(self.name)))
+        return _with_validation(self.cfg, self.describe(), seed, train, test, preprocess)
 
 
 class ImageFolderTask(ClassificationTask):
@@ -105,12 +116,24 @@ class ImageFolderTask(ClassificationTask):
             images -= _held_out(images, self.cfg)
         return _default_val(images)
 
+    def decoded_bytes(self) -> int:
+        """The folder's images decoded at image_size, 8 bits a pixel (counted without decoding)."""
+        root = root_of(self.cfg)
+        images = count_images(root / "train") + (count_images(root / "test") if (root / "test").is_dir() else 0)
+        return images * int(np.prod(self.describe().input_shape))
+
     def splits(self, seed: int) -> Splits:
         self.check()
         info = self.describe()
-        transform = _transform(self.name, info.input_shape[1])
-        train, test = _opened(self.cfg, lambda: _image_folder(self.cfg, transform))
-        return _with_validation(self.cfg, info, seed, train, test, _preprocess(self.name, True))
+        preprocess = _preprocess(self.name, True)
+        if wanted(self.option("in_memory"), self.decoded_bytes()):
+            size = info.input_shape[1]
+            train, test = _in_memory(self.cfg, info, _folder_sources(root_of(self.cfg)), preprocess,
+                                     lambda: _image_folder(self.cfg, _resize(size)), image_size=size)
+        else:
+            transform = _transform(self.name, info.input_shape[1])
+            train, test = _opened(self.cfg, lambda: _image_folder(self.cfg, transform))
+        return _with_validation(self.cfg, info, seed, train, test, preprocess)
 
 
 def _preprocess(name: str, resize: bool) -> dict[str, Any]:
@@ -192,8 +215,79 @@ def _transform(name: str, size: int | None = None):
     steps = [transforms.ToTensor(), transforms.Normalize(mean, std)]
     if size is not None:
         # ImageFolder's loader already gives RGB images.
-        steps = [transforms.Resize((size, size))] + steps
+        steps = [_resize(size)] + steps
     return transforms.Compose(steps)
+
+
+def _resize(size: int):
+    from torchvision import transforms
+
+    return transforms.Resize((size, size))
+
+
+def _sources(name: str, root: Path) -> list[Path]:
+    """The files an official set is read from: every file of its own folder
+    (cifar-10-batches-py/, MNIST/raw/, ...), or the expected files where they lie in root."""
+    files = next(alt for alt in EXPECTED[name] if all((root / rel).exists() for rel in alt))
+    folders = {(root / rel).parent for rel in files}
+    if root in folders:
+        return [root / rel for rel in files]
+    return sorted(p for folder in folders for p in folder.iterdir() if p.is_file())
+
+
+def _folder_sources(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _pixels(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C, H, W) 8-bit pixels and the labels of a torchvision set opened without
+    a transform, as its items would hand them to ToTensor."""
+    indices = None
+    if hasattr(dataset, "indices"):  # a Subset (an image_folder's held-out test split)
+        dataset, indices = dataset.dataset, list(dataset.indices)
+    if hasattr(dataset, "samples"):  # an ImageFolder: decode (and resize) every image once
+        picked = dataset.samples if indices is None else [dataset.samples[i] for i in indices]
+        images, labels = [], []
+        for path, label in picked:
+            image = dataset.loader(path)
+            if dataset.transform is not None:
+                image = dataset.transform(image)
+            images.append(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+            labels.append(label)
+        return np.stack(images), np.asarray(labels, dtype=np.int64)
+    data = np.asarray(dataset.data)
+    if data.ndim == 3:  # MNIST-like: (N, H, W)
+        data = data[:, None]
+    elif data.shape[-1] == 3:  # CIFAR: (N, H, W, C)
+        data = data.transpose(0, 3, 1, 2)
+    labels = np.asarray(dataset.targets if hasattr(dataset, "targets") else dataset.labels)  # SVHN: labels
+    if indices is not None:
+        data, labels = data[indices], labels[indices]
+    return np.ascontiguousarray(data, dtype=np.uint8), labels.astype(np.int64)
+
+
+def _in_memory(cfg: dict[str, Any], info: TaskInfo, sources: list[Path], preprocess: dict[str, Any], open_sets,
+               image_size: int | None = None) -> tuple[MemorySet, MemorySet]:
+    """(train, test) as MemorySets, decoded once per data set (nas/tasks/memory.py's cache)."""
+    import torch
+
+    def build() -> dict[str, np.ndarray]:
+        train, test = _opened(cfg, open_sets)
+        train_x, train_y = _pixels(train)
+        test_x, test_y = _pixels(test)
+        classes = _class_names(train, info.num_classes)
+        return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y,
+                "classes": np.asarray(classes, dtype=str)}
+
+    key = {"task": cfg["name"], "image_size": image_size, "test_size": cfg.get("test_size"),
+           "sources": source_stamp(sources)}
+    arrays = decoded(key, build)
+
+    def held(x: str, y: str) -> MemorySet:
+        return MemorySet(torch.from_numpy(arrays[x]), torch.from_numpy(arrays[y]), preprocess["pixels"],
+                         preprocess["mean"], preprocess["std"], classes=[str(c) for c in arrays["classes"]])
+
+    return held("train_x", "train_y"), held("test_x", "test_y")
 
 
 def _opened(cfg: dict[str, Any], open_sets) -> tuple[Any, Any]:
@@ -217,10 +311,15 @@ def _with_validation(cfg: dict[str, Any], info: TaskInfo, seed: int, train_full:
     except ValueError as e:
         raise TaskError(f"task.val_size: {e}") from None
     train_idx = cap(train_idx, cfg.get("train_size"), seed)
+    def part(idx: Any) -> Any:
+        if isinstance(train_full, MemorySet):
+            return train_full.subset(idx)
+        return Subset(train_full, np.asarray(idx).tolist())
+
     return Splits(
         info,
-        Subset(train_full, np.asarray(train_idx).tolist()),
-        Subset(train_full, np.asarray(val_idx).tolist()),
+        part(train_idx),
+        part(val_idx),
         test,
         preprocess,
         _class_names(train_full, info.num_classes),
