@@ -6,6 +6,7 @@
 #
 # Each rule is one step of `python -m nas`; see README.md and DESIGN.md.
 
+import os
 import re
 import shlex
 import sys
@@ -17,7 +18,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 try:
-    from nas import layout
+    from nas import gpu_slots, layout
 except ModuleNotFoundError:
     sys.exit(f"snakenas: the `nas` package is not installed in {sys.executable}; "
              f"run `make` (or `pip install -e .`) in {workflow.basedir}")
@@ -41,6 +42,11 @@ try:
     EXECUTION = execution_settings(config)
 except ConfigError as e:
     sys.exit(f"snakenas: {e}")
+
+# The GPU slots of this machine (nas/gpu_slots.py), handed to every local job in
+# its environment: a job that uses CUDA takes one and sees that GPU only.
+os.environ[gpu_slots.SLOTS_ENV] = gpu_slots.plan(gpu_slots.local_gpus(EXECUTION["local_gpus"]),
+                                                 EXECUTION["trainings_per_gpu"])
 
 # Every step is a `snakenas` command of the environment this snakemake runs in,
 # found first on the jobs' PATH (whether or not that environment is activated);

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nas import layout
+from nas import gpu_slots, layout
 from nas.evaluators.base import Evaluation, Evaluator
 from nas.evaluators.flops import count_flops, count_params
 from nas.evaluators.recipe import TRAIN_AND_VAL, TRAINING_DEFAULTS
@@ -53,8 +53,12 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def device_for(choice: str) -> torch.device:
-    """The device of `training.device` (auto: the GPU when there is one)."""
+def device_for(choice: str, log: Callable[[str], None] = _stderr) -> torch.device:
+    """The device of `training.device` (auto: the GPU when there is one). A job that
+    may use CUDA first takes a GPU slot of its machine (nas/gpu_slots.py), before
+    anything initialises CUDA, so that it sees its slot's GPU only."""
+    if choice != "cpu":
+        gpu_slots.claim(log)
     if choice == "cuda" and not torch.cuda.is_available():
         raise ValueError("training.device: cuda, but torch finds no GPU here; use device: auto or cpu")
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
@@ -340,7 +344,7 @@ def _run(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path 
     task = evaluator.data_task()
     recipe = {**TRAINING_DEFAULTS, **(spec.get("training") or {})}
     torch.set_num_threads(int(recipe["threads"]))
-    device = device_for(recipe["device"])
+    device = device_for(recipe["device"], log)
     space = make_space(spec["space"])
     genome = space.from_string(spec["arch"])
     splits = task.splits(int(spec["run_seed"]))
