@@ -14,6 +14,9 @@
 # make bench-seg   segmentation on the embedded canvases: random backbones' spread
 #                  against seed noise, one core's time a training, rea against random
 #                  at the example config's budget, 3 seeds (docs/segmentation.md)
+# make bench-train samples per second of one training: the train evaluator against a
+#                  bare PyTorch loop and the previous (DataLoader) path, on digits and
+#                  CIFAR-shaped data on the CPU, and on the GPU where there is one (docs/gpu.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -41,7 +44,7 @@ BO_BUDGET     ?= 100
 # NAS-Bench-201's operations in another order: every genome index means another one.
 RELABELLED    := avg_pool_3x3,nor_conv_3x3,none,skip_connect,nor_conv_1x1
 
-.PHONY: run test dry bench bench-meta bench-mo bench-bo bench-zc bench-seg clean
+.PHONY: run test dry bench bench-meta bench-mo bench-bo bench-zc bench-seg bench-train clean
 
 # The pinned packages, then the project itself, editable: `nas` and the
 # `snakenas` command work from any folder and run this checkout's code.
@@ -101,6 +104,9 @@ bench-seg: $(ENV)
 	$(BIN)/python scripts/seg_spread.py --backbones 16 --seeds 2 --workers 2 --out results/bench-seg/spread.tsv
 	$(BIN)/python scripts/seg_spread.py --backbones 8 --seeds 1 --workers 1 --out results/bench-seg/one_core.tsv
 	$(BIN)/python scripts/seg_search.py --seeds 3 --workers 2 --out results/bench-seg/search.tsv
+
+bench-train: $(ENV)
+	$(BIN)/python scripts/train_speed.py --repeats 5 --warm --out results/bench-train/speed.tsv
 
 bench-mo: $(ENV)
 	@for t in $(TABLE) $(HARDWARE); do test -f $$t || { echo "bench-mo: $$t not found; set TABLE= and HARDWARE="; exit 2; }; done
