@@ -141,3 +141,14 @@ def test_the_options_in_the_schema(given, ok):
         with pytest.raises(ConfigError, match="local_gpus"):
             resolve_runs(config)
     assert execution_settings({"runs": {"r": {}}})["trainings_per_gpu"] == 4
+
+
+def test_the_shared_trainers_warm_up_leaves_cuda_alone():
+    """The server imports torch once and forks every job: CUDA initialised there would
+    be every child's, before the child could choose its GPU."""
+    import torch
+
+    from nas import shared_trainer
+
+    shared_trainer._warm_up()
+    assert not torch.cuda.is_initialized()

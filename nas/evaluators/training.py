@@ -227,7 +227,9 @@ def _resume(state, model, optimizer, scheduler, generator, epochs_out: list[dict
 
 
 def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: list[dict[str, Any]],
-           columns: tuple[str, ...], checkpoint: Checkpoint | None = None) -> None:
+           columns: tuple[str, ...], checkpoint: Checkpoint | None = None) -> dict[str, float] | None:
+    """Train for the recipe's epochs; the last epoch's validation measures (None when
+    a checkpoint left no epoch to run): the trained network's, measured once."""
     generator = torch.Generator().manual_seed(seed)
     loader = _training_loader(task, task.training_split(splits.train), recipe, generator)
     augment = task.augmenter(splits)
@@ -240,7 +242,7 @@ def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: lis
         if recipe["schedule"] == "cosine"
         else None
     )
-    first = 1
+    first, val = 1, None
     state = checkpoint.load(model, recipe["epochs"]) if checkpoint is not None else None
     if state is not None:
         first = _resume(state, model, optimizer, scheduler, generator, epochs_out, augment_generator)
@@ -280,6 +282,7 @@ def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: lis
             + " ".join(f"{c} {_shown(c, row[c])}" for c in columns[1:]))
         if checkpoint is not None:
             checkpoint.save(epoch, model, optimizer, scheduler, generator, epochs_out, augment_generator)
+    return val
 
 
 def _shown(column: str, value: float) -> str:
@@ -368,12 +371,16 @@ def _run(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path 
         model.to(device)
         if recipe["channels_last"]:
             model.to(memory_format=torch.channels_last)
-        _train(model, task, fitted, recipe, device, int(spec["seed"]), log, epochs, evaluator.epoch_columns, saver)
+        last_val = _train(model, task, fitted, recipe, device, int(spec["seed"]), log, epochs,
+                          evaluator.epoch_columns, saver)
         # Trained on the validation images too, the network's val metrics say nothing.
         measured = (("test", held.test),) if train_on == TRAIN_AND_VAL else (("val", held.val), ("test", held.test))
         for split, data in measured:
-            with _autocast(device, recipe):
-                result = task.evaluate(model, _loader(task, data, recipe), device)
+            if split == "val" and last_val is not None:
+                result = last_val  # the last epoch measured this network on this split already
+            else:
+                with _autocast(device, recipe):
+                    result = task.evaluate(model, _loader(task, data, recipe), device)
             for measure, value in result.items():
                 if f"{split}_{measure}" in metrics:
                     metrics[f"{split}_{measure}"] = value
