@@ -263,7 +263,8 @@ def _at_once(k: int, spec: dict[str, Any], workdir: Path) -> list[dict[str, Any]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="digits,cifar,gpu", help="comma-separated: digits, cifar, gpu")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="cifar: rounds (each part's paths in turn)")
+    parser.add_argument("--digits-repeats", type=int, default=15, help="digits: rounds (a training is under a second)")
     parser.add_argument("--warm", action="store_true", help="cifar: also calls that find the data cache")
     parser.add_argument("--gpu-dry", action="store_true", help="the GPU part on the CPU at a toy size (a check of the code)")
     parser.add_argument("--out", default=None, help="TSV of every measurement")
@@ -274,7 +275,7 @@ def main() -> None:
         workdir = Path(tmp)
         os.environ.setdefault(memory.CACHE_ENV, str(workdir / "cache"))
         if "digits" in parts:
-            rows += digits_part(args.repeats)
+            rows += digits_part(args.digits_repeats)
         if "cifar" in parts:
             rows += cifar_part(args.repeats, args.warm, workdir)
         if "gpu" in parts:
