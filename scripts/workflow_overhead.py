@@ -22,6 +22,8 @@ the median over the run's training jobs.
     python scripts/workflow_overhead.py                 the default search (config/config.yaml)
     python scripts/workflow_overhead.py --small         2 generations x 4 tiny trainings
     python scripts/workflow_overhead.py --pairs 3       3 pairs, workflow and in process alternately
+    python scripts/workflow_overhead.py --only workflow one side alone, in a fresh folder (for an
+                                                        outside timer to pair the two sides)
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="2 generations x 4 tiny trainings (seconds each)")
     parser.add_argument("--cores", type=int, default=1)
     parser.add_argument("--pairs", type=int, default=1, help="pairs to run, the two sides alternately")
+    parser.add_argument("--only", choices=("workflow", "in-process"), help="run this side alone, print its seconds")
     parser.add_argument("--in-process", nargs=2, metavar=("CONFIG", "WORKDIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.in_process:
@@ -159,6 +162,17 @@ def main() -> None:
 
     config = search_config(Path(args.config), args.small)
     runs = resolve_runs(config)
+    if args.only:
+        with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
+            config_path = Path(tmp) / "config.yaml"
+            config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+            (Path(tmp) / "side").mkdir()
+            if args.only == "workflow":
+                seconds = run_workflow(config_path, Path(tmp) / "side", args.cores)
+            else:
+                seconds = run_in_one_process(config_path, Path(tmp) / "side")
+            print(f"{args.only}: {seconds:.1f} s")
+        return
     print(f"{'pair':>4} {'workflow s':>11} {'in process s':>13} {'ratio':>6} {'median job overhead s':>22}", flush=True)
     results = []
     for pair in range(args.pairs):
