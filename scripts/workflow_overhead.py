@@ -167,11 +167,13 @@ def main() -> None:
             config_path = Path(tmp) / "config.yaml"
             config_path.write_text(yaml.safe_dump(config, sort_keys=False))
             (Path(tmp) / "side").mkdir()
+            side = Path(tmp) / "side"
             if args.only == "workflow":
-                seconds = run_workflow(config_path, Path(tmp) / "side", args.cores)
+                seconds = run_workflow(config_path, side, args.cores)
+                overheads = [o for name, run in runs.items() for o in job_overheads(side / layout.run_dir(name), run)]
+                print(f"workflow: {seconds:.1f} s, median job overhead {statistics.median(overheads):.2f} s")
             else:
-                seconds = run_in_one_process(config_path, Path(tmp) / "side")
-            print(f"{args.only}: {seconds:.1f} s")
+                print(f"in-process: {run_in_one_process(config_path, side):.1f} s")
         return
     print(f"{'pair':>4} {'workflow s':>11} {'in process s':>13} {'ratio':>6} {'median job overhead s':>22}", flush=True)
     results = []
