@@ -17,6 +17,9 @@
 # make bench-train samples per second of one training: the train evaluator against a
 #                  bare PyTorch loop and the previous (DataLoader) path, on digits and
 #                  CIFAR-shaped data on the CPU, and on the GPU where there is one (docs/gpu.md)
+# make bench-overhead  the default search (final: left out) through snakemake --cores 1
+#                  against the same work in one process, 3 pairs: seconds, ratio and
+#                  the median per-job overhead (docs/cluster.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -41,10 +44,12 @@ ZC_CELLS      ?= 0
 ZC_STRATEGIES ?= random,random+screen,rea,rea+screen,ga,ga+screen
 ZC_SCREENS    ?= rea,rea+zc_params,rea+zc_synflow
 BO_BUDGET     ?= 100
+# bench-overhead: OVERHEAD_ARGS=--small for 2 generations of 4 tiny trainings (a minute).
+OVERHEAD_ARGS ?=
 # NAS-Bench-201's operations in another order: every genome index means another one.
 RELABELLED    := avg_pool_3x3,nor_conv_3x3,none,skip_connect,nor_conv_1x1
 
-.PHONY: run test dry bench bench-meta bench-mo bench-bo bench-zc bench-seg bench-train clean
+.PHONY: run test dry bench bench-meta bench-mo bench-bo bench-zc bench-seg bench-train bench-overhead clean
 
 # The pinned packages, then the project itself, editable: `nas` and the
 # `snakenas` command work from any folder and run this checkout's code.
@@ -107,6 +112,10 @@ bench-seg: $(ENV)
 
 bench-train: $(ENV)
 	$(BIN)/python scripts/train_speed.py --repeats 5 --warm --out results/bench-train/speed.tsv
+
+# About 6 minutes; needs no data outside the project.
+bench-overhead: $(ENV)
+	$(BIN)/python scripts/workflow_overhead.py --pairs 3 $(OVERHEAD_ARGS)
 
 bench-mo: $(ENV)
 	@for t in $(TABLE) $(HARDWARE); do test -f $$t || { echo "bench-mo: $$t not found; set TABLE= and HARDWARE="; exit 2; }; done

@@ -27,6 +27,7 @@ from nas.config import (ConfigError, candidates_in, execution_settings, frozen, 
 from nas.evaluators import evaluator_for
 from nas.evaluators.proxy import needs_network
 from nas.io import write_yaml
+from nas.shared_trainer import OWNER_ENV
 
 if "runs" not in config:
     given = [str(path) for path in workflow.overwrite_configfiles]
@@ -52,8 +53,11 @@ os.environ[gpu_slots.SLOTS_ENV] = gpu_slots.plan(gpu_slots.local_gpus(EXECUTION[
 # found first on the jobs' PATH (whether or not that environment is activated);
 # with --software-deployment-method conda, the rule's conda environment's instead.
 # (A prefix replaces Snakemake's own, so it keeps the strict mode that one sets.)
+# $PPID is the snakemake process running the job: its light steps fork from that
+# one's servers, as its trainings do (nas/shared_trainer.py).
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
-    shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; ")
+    shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\"; "
+                 + (f"export {OWNER_ENV}=$PPID; " if EXECUTION["shared_trainer"] else ""))
 
 
 report: "report/workflow.rst"

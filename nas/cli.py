@@ -66,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("trainer-server", help="(started by train --shared-trainer) serve training jobs")
     p.add_argument("socket")
     p.add_argument("--owner", type=int, help="pid whose end ends the server (default: only idleness)")
+    p.add_argument("--light", action="store_true", help="serve the light steps: import no torch")
 
     p = sub.add_parser("aggregate", help="table and strategy state of one generation")
     p.add_argument("run_dir")
@@ -147,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="a segmentation model: write each image's mask to DIR/<image name>.png (class indices)")
 
     args = parser.parse_args(argv)
+    served = _in_server(args, sys.argv[1:] if argv is None else argv)
+    if served is not None:
+        return served
     try:
         return _dispatch(args)
     except _known_errors() as e:
@@ -161,6 +165,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 # next `snakemake` to re-make, never read again.
 WORKFLOW_STEPS = ("propose", "screen", "train", "evaluate", "aggregate", "report")
 META_STEPS = ("task", "build")  # python -m nas meta task|build: rules task_features and meta_model
+
+
+# The steps of a snakemake job that fork from its snakemake's server (nas/shared_trainer.py)
+# -> whether they need torch (and so the server that imported it). Trainings ask
+# for theirs with --shared-trainer.
+SERVED_STEPS = {"propose": False, "aggregate": False, "report": False, "meta task": True}
+
+
+def _in_server(args: argparse.Namespace, argv: Sequence[str]) -> int | None:
+    """The exit status of this step run by the job's server; None: run it here."""
+    step = f"meta {args.meta_command}" if args.command == "meta" else args.command
+    if step not in SERVED_STEPS:
+        return None
+    from nas import shared_trainer
+
+    owner = shared_trainer.step_owner()
+    return None if owner is None else shared_trainer.run(argv, owner, torch=SERVED_STEPS[step])
 
 
 def _move_aside_if_corrupt(error: Exception) -> None:
@@ -220,12 +241,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         evaluate_generation(args.run_dir, args.generation)
     elif args.command == "trainer-server":
-        # Imported here once, before the server forks: every job's child has it.
-        from nas import steps  # noqa: F401
-        from nas.evaluators import training  # noqa: F401
+        # Imported here once, before the server forks: every job's child has them.
+        from nas import report, steps  # noqa: F401
+        from nas.meta import features  # noqa: F401
         from nas.shared_trainer import serve
 
-        return serve(args.socket, args.owner, entry=main)
+        if not args.light:
+            from nas.evaluators import training  # noqa: F401
+        return serve(args.socket, args.owner, entry=main, torch=not args.light)
     elif args.command == "aggregate":
         from nas.steps import aggregate
 

@@ -1,7 +1,8 @@
-"""The shared trainer: jobs forked from one server train exactly as on their own."""
+"""The shared trainer: jobs forked from one server train (and the light steps run) exactly as on their own."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from nas import shared_trainer
-from nas.config import resolve_runs
+from nas import layout
+from nas.config import frozen, resolve_runs
 from nas.io import read_json, read_tsv, write_yaml
 from nas.runner import strategy_for
 from nas.search import propose
-from tests.helpers import nas_cli
+from tests.helpers import SNAKENAS, nas_cli, table_run
 
 TINY = {
     "space": {"name": "nb201", "channels": 4, "cells_per_stage": 1},
@@ -102,3 +104,49 @@ def test_no_server_inside_a_slurm_step_cgroup(monkeypatch) -> None:
     monkeypatch.setattr(shared_trainer, "_in_step_cgroup", lambda: False)
     path, owner = shared_trainer.server_for(1)
     assert path.name.endswith("-slurm42.sock") and owner is None
+
+
+def step(*args: str, cwd: Path, owner: int | None) -> subprocess.CompletedProcess:
+    """`snakenas <args>` as a job of snakemake process `owner` runs it (None: by hand)."""
+    env = {k: v for k, v in os.environ.items() if k not in (shared_trainer.OWNER_ENV, "SLURM_JOB_ID")}
+    if owner is not None:
+        env[shared_trainer.OWNER_ENV] = str(owner)
+    return subprocess.run([SNAKENAS, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
+
+
+def test_a_light_step_forks_from_the_light_server_and_writes_what_it_would_alone(nb201_table, tmp_path: Path) -> None:
+    run = resolve_runs({"runs": {"r": table_run(nb201_table)}})["r"]
+    for side in ("served", "alone"):
+        write_yaml(tmp_path / side / layout.run_config(layout.run_dir("r")), frozen(run))
+    owner = subprocess.Popen(["sleep", "120"])
+    try:
+        served = step("propose", layout.run_dir("r"), "-g", "0", cwd=tmp_path / "served", owner=owner.pid)
+        # Its exit status and its stderr (the job's log) come from the server's child.
+        assert served.returncode == 0 and "c00 random" in served.stderr, served.stderr
+        light, _ = shared_trainer.server_for(owner.pid, torch=False)
+        torch_server, _ = shared_trainer.server_for(owner.pid)
+        assert light.exists() and not torch_server.exists(), "a light step starts the light server, never torch's"
+        failed = step("propose", "results/missing", "-g", "0", cwd=tmp_path / "served", owner=owner.pid)
+        assert failed.returncode == 2 and "error:" in failed.stderr
+    finally:
+        owner.kill()
+        owner.wait()
+    alone = step("propose", layout.run_dir("r"), "-g", "0", cwd=tmp_path / "alone", owner=None)
+    assert alone.returncode == 0 and alone.stderr == served.stderr
+    folder = layout.candidates_dir(layout.run_dir("r"), 0)
+    specs = sorted(p.name for p in (tmp_path / "alone" / folder).iterdir())
+    assert len(specs) == run["population"]
+    for name in specs:
+        assert (tmp_path / "served" / folder / name).read_text() == (tmp_path / "alone" / folder / name).read_text()
+    assert server_leaves(light), "its owner gone, the light server should leave too"
+
+
+def test_steps_inside_a_slurm_job_or_by_hand_run_alone(monkeypatch) -> None:
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv(shared_trainer.OWNER_ENV, raising=False)
+    assert shared_trainer.step_owner() is None  # by hand: no snakemake to share with
+    monkeypatch.setenv(shared_trainer.OWNER_ENV, "4242")
+    assert shared_trainer.step_owner() == 4242
+    # In a SLURM job only a group's trainings share a server.
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    assert shared_trainer.step_owner() is None
