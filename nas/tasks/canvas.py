@@ -28,7 +28,7 @@ import numpy as np
 
 from nas.options import integer
 from nas.tasks.base import Splits, TaskError, TaskInfo
-from nas.tasks.digits import CLASSES, SIZE, TEST_SEED, TEST_SHARE, resample_matrix
+from nas.tasks.digits import CLASSES, SIZE, TEST_SEED, TEST_SHARE, bundled, resample_matrix
 from nas.tasks.segmentation import SegmentationTask
 from nas.tasks.splits import cap, hold_out
 
@@ -125,11 +125,8 @@ class DigitsCanvasTask(SegmentationTask):
 
     def _drawn(self, splits: tuple[str, ...]) -> list[Canvases]:
         """The canvases of these splits, the digits loaded once for all of them."""
-        from sklearn.datasets import load_digits
-
         self.check()
-        data = load_digits()
-        digits, labels = data.images.astype(np.float32) / 16.0, data.target.astype(np.int64)
+        digits, labels = bundled()
         rest, test = hold_out(len(labels), int(len(labels) * TEST_SHARE), TEST_SEED)
         out = []
         for split in splits:

@@ -14,6 +14,7 @@ Normalisation then uses the training images' statistics, as for the plain task.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -112,13 +113,25 @@ def variant(images: np.ndarray, labels: np.ndarray, cfg: dict[str, Any]) -> tupl
     return np.ascontiguousarray(images, dtype=np.float32), labels
 
 
-def load_digits_splits(cfg: dict[str, Any], info: TaskInfo, seed: int, in_memory: Any) -> Splits:
-    import torch
+@functools.lru_cache(maxsize=1)
+def bundled() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits: images (N x 8 x 8, pixels scaled to [0, 1]) and labels,
+    read once a process (a shared trainer reads them before it forks: every
+    training job then has them). Read-only: variants make new arrays."""
     from sklearn.datasets import load_digits
-    from torch.utils.data import TensorDataset
 
     data = load_digits()
-    images, labels = variant(data.images.astype(np.float32) / 16.0, data.target.astype(np.int64), cfg)
+    images, labels = data.images.astype(np.float32) / 16.0, data.target.astype(np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def load_digits_splits(cfg: dict[str, Any], info: TaskInfo, seed: int, in_memory: Any) -> Splits:
+    import torch
+    from torch.utils.data import TensorDataset
+
+    images, labels = variant(*bundled(), cfg)
     rest, test = hold_out(len(labels), int(len(labels) * TEST_SHARE), TEST_SEED)
     val_size = int(cfg.get("val_size") or DEFAULT_VAL_SIZE)
     try:
