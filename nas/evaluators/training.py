@@ -227,12 +227,13 @@ def _resume(state, model, optimizer, scheduler, generator, epochs_out: list[dict
 
 
 def _train(model, task: Task, splits, recipe, device, seed, log, epochs_out: list[dict[str, Any]],
-           columns: tuple[str, ...], checkpoint: Checkpoint | None = None) -> dict[str, float] | None:
-    """Train for the recipe's epochs; the last epoch's validation measures (None when
-    a checkpoint left no epoch to run): the trained network's, measured once."""
+           columns: tuple[str, ...], augment: Callable | None, checkpoint: Checkpoint | None = None,
+           ) -> dict[str, float] | None:
+    """Train for the recipe's epochs, `augment` (the task's augmenter, or None) on each
+    batch; the last epoch's validation measures (None when a checkpoint left no epoch
+    to run): the trained network's, measured once."""
     generator = torch.Generator().manual_seed(seed)
     loader = _training_loader(task, task.training_split(splits.train), recipe, generator)
-    augment = task.augmenter(splits)
     # Its own stream, so that the loader's draws (and results without augmentation) stay as they were.
     augment_generator = torch.Generator().manual_seed(int_seed(seed, 0, "augment")) if augment else None
     optimizer = _optimizer(model, recipe)
@@ -363,8 +364,9 @@ def _run(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path 
     metrics.update(params=count_params(model), flops=count_flops(model, splits.info.input_shape), device=str(device))
     epochs: list[dict[str, Any]] = []
     log(f"{spec.get('candidate', 'candidate')} {spec['arch']} params {metrics['params']} flops {metrics['flops']} on {device}")
+    augment = task.augmenter(fitted)
     saver = (Checkpoint(layout.checkpoint_in(checkpoint_dir), spec_fingerprint(spec, recipe), log,
-                        augments=task.augmenter(splits) is not None)
+                        augments=augment is not None)
              if checkpoint_dir is not None else None)
     start = time.perf_counter()
     try:
@@ -372,7 +374,7 @@ def _run(spec: dict[str, Any], evaluator: Evaluator, checkpoint_dir: str | Path 
         if recipe["channels_last"]:
             model.to(memory_format=torch.channels_last)
         last_val = _train(model, task, fitted, recipe, device, int(spec["seed"]), log, epochs,
-                          evaluator.epoch_columns, saver)
+                          evaluator.epoch_columns, augment, saver)
         # Trained on the validation images too, the network's val metrics say nothing.
         measured = (("test", held.test),) if train_on == TRAIN_AND_VAL else (("val", held.val), ("test", held.test))
         for split, data in measured:
