@@ -20,6 +20,9 @@
 # make bench-overhead  the default search (final: left out) through snakemake --cores 1
 #                  against the same work in one process, 3 pairs: seconds, ratio and
 #                  the median per-job overhead (docs/cluster.md)
+# make bench-plan  seconds and peak memory of `snakemake -n` of one run of 100, 200 and
+#                  1,000 generations x 50 candidates (train and table evaluators), planned
+#                  in blocks and in one block (docs/planning.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -49,7 +52,7 @@ OVERHEAD_ARGS ?=
 # NAS-Bench-201's operations in another order: every genome index means another one.
 RELABELLED    := avg_pool_3x3,nor_conv_3x3,none,skip_connect,nor_conv_1x1
 
-.PHONY: run test dry bench bench-meta bench-mo bench-bo bench-zc bench-seg bench-train bench-overhead clean
+.PHONY: run test dry bench bench-meta bench-mo bench-bo bench-zc bench-seg bench-train bench-overhead bench-plan clean
 
 # The pinned packages, then the project itself, editable: `nas` and the
 # `snakenas` command work from any folder and run this checkout's code.
@@ -116,6 +119,11 @@ bench-train: $(ENV)
 # About 6 minutes; needs no data outside the project.
 bench-overhead: $(ENV)
 	$(BIN)/python scripts/workflow_overhead.py --pairs 3 $(OVERHEAD_ARGS)
+
+bench-plan: $(ENV)
+	@test -f $(TABLE) || { echo "bench-plan: $(TABLE) not found; set TABLE=path/to/nb201_accuracy.csv"; exit 2; }
+	$(BIN)/python scripts/plan_scale.py --table $(TABLE)
+	$(BIN)/python scripts/plan_scale.py --table $(TABLE) --one-block --timeout 600
 
 bench-mo: $(ENV)
 	@for t in $(TABLE) $(HARDWARE); do test -f $$t || { echo "bench-mo: $$t not found; set TABLE= and HARDWARE="; exit 2; }; done

@@ -22,11 +22,12 @@ try:
 except ModuleNotFoundError:
     sys.exit(f"snakenas: the `nas` package is not installed in {sys.executable}; "
              f"run `make` (or `pip install -e .`) in {workflow.basedir}")
+from nas.blocks import block_ends, block_length, starts_block, state_settled
 from nas.config import (ConfigError, candidates_in, execution_settings, frozen, load_config, merge, resolve_runs,
                         screen_proxy)
 from nas.evaluators import evaluator_for
 from nas.evaluators.proxy import needs_network
-from nas.io import write_yaml
+from nas.io import dump_yaml, write_yaml
 from nas.shared_trainer import OWNER_ENV
 
 if "runs" not in config:

@@ -12,6 +12,7 @@ the workflow and the code can never disagree on a path.
                                                 predictions.png: a segmentation candidate's)
     results/{run}/gen_{g}/table.tsv             one row per candidate of g
     results/{run}/gen_{g}/state/state.json      strategy state after g (policy.pt: reinforce's weights)
+    results/{run}/gen_{g}/end_of_block.yaml     g ended a block of a long run: the next is planned (nas/blocks.py)
     results/{run}/history.tsv, summary.json, best.yaml, progress.png, pareto.tsv, pareto.png,
                   importance.tsv, importance.png, architecture.png, overview.html, task.json
                   (predictions.png: the best segmentation candidate's)
@@ -38,8 +39,13 @@ def run_dir(run: str) -> str:
     return f"{RESULTS}/{run}"
 
 
+def gen_id(g: int | str) -> str:
+    """A generation as its folder names it, and as the rules' {g} wildcard holds it."""
+    return f"{g:03d}" if isinstance(g, int) else str(g)
+
+
 def gen_name(g: int | str) -> str:
-    return f"gen_{g:03d}" if isinstance(g, int) else f"gen_{g}"
+    return f"gen_{gen_id(g)}"
 
 
 def cand_name(c: int | str) -> str:
@@ -135,6 +141,12 @@ def state_json(state_dir: str | Path) -> Path:
 def policy_file(state_dir: str | Path) -> Path:
     """A policy network's weights and optimizer (reinforce), in its state folder."""
     return Path(state_dir) / "policy.pt"
+
+
+def end_of_block(rdir: str | Path, g: int | str) -> str:
+    """Written when generation g, the last of a block of a long run, has finished:
+    the checkpoint after which the next block is planned (nas/blocks.py)."""
+    return f"{gen_dir(rdir, g)}/end_of_block.yaml"
 
 
 def log(rdir: str | Path, step: str, g: int | str | None = None, c: int | str | None = None) -> str:

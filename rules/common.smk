@@ -28,9 +28,37 @@ def run_dir(wc):
     return layout.run_dir(wc.run)
 
 
+# Generations per block of each run: a long run is planned a block at a time (nas/blocks.py).
+BLOCK_LENGTH = {name: block_length(run, EXECUTION["plan_candidates"]) for name, run in RUNS.items()}
+
+
+def wait_for_block(run, g, settled=True):
+    """Raise (for Snakemake) until the block ending at generation g has finished:
+    the checkpoint end_of_block then stands in, and once it has run (or been
+    found done) Snakemake plans what follows. Its file on disk is looked at
+    first, so that blocks an earlier snakemake finished are not planned again
+    one checkpoint at a time; `settled` False: the block is about to be made
+    again in part, and what follows must wait for the checkpoint all the same."""
+    if not (settled and os.path.exists(layout.end_of_block(layout.run_dir(run), g))):
+        checkpoints.end_of_block.get(run=run, g=layout.gen_id(g))
+
+
 def previous_state(wc):
     g = int(wc.g)
-    return [] if g == 0 else [layout.state_dir(layout.run_dir(wc.run), g - 1)]
+    rdir = layout.run_dir(wc.run)
+    if g == 0:
+        return []
+    state = layout.state_dir(rdir, g - 1)
+    if not starts_block(g, BLOCK_LENGTH[wc.run]):
+        return [state]
+    # A block's first generation reads the state before it without declaring
+    # it, so that the plan of its block stops here; where that state is about
+    # to be made again, the checkpoint after it is the edge to wait on. Never
+    # declared either way: a declared input set that changed would re-run it.
+    reads = [*EVALUATORS[wc.run].inputs(), *(layout.table(rdir, h) for h in range(g))]
+    settled = state_settled(state, layout.run_config(rdir), dump_yaml(frozen(run_of(wc))), reads)
+    wait_for_block(wc.run, g - 1, settled)
+    return []
 
 
 def generation_metrics(wc):
@@ -42,6 +70,9 @@ def all_tables(wc):
     # Listed from generation 0 upwards: Snakemake then resolves the chain one
     # generation at a time instead of recursing through all of it from the
     # last one, which would hit Python's recursion limit near 160 generations.
+    # A long run's blocks are planned one after the other (nas/blocks.py).
+    for end in block_ends(run_of(wc)["generations"], BLOCK_LENGTH[wc.run]):
+        wait_for_block(wc.run, end)
     rdir = layout.run_dir(wc.run)
     return [layout.table(rdir, g) for g in range(run_of(wc)["generations"])]
 

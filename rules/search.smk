@@ -16,6 +16,7 @@ wildcard_constraints:
 localrules:
     run_settings,
     aggregate,
+    end_of_block,
     report,
 
 
@@ -179,6 +180,22 @@ rule aggregate:
         SOFTWARE
     shell:
         "snakenas aggregate {params.rdir} --generation {wildcards.g} 2> {log}"
+
+
+# The last generation of a block of a long run has finished: Snakemake plans
+# the next block once this has run (nas/blocks.py). Its file says so to a
+# person; the workflow only asks whether it is there.
+checkpoint end_of_block:
+    input:
+        table=layout.table(RUN, "{g}"),
+        state=layout.state_dir(RUN, "{g}"),
+    output:
+        layout.end_of_block(RUN, "{g}"),
+    params:
+        block=lambda wc: {"generations": [int(wc.g) + 1 - BLOCK_LENGTH[wc.run], int(wc.g)],
+                          "next": "planned when this file is there"},
+    run:
+        write_yaml(output[0], params.block)
 
 
 rule report:
