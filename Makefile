@@ -56,10 +56,14 @@ RELABELLED    := avg_pool_3x3,nor_conv_3x3,none,skip_connect,nor_conv_1x1
 
 # The pinned packages, then the project itself, editable: `nas` and the
 # `snakenas` command work from any folder and run this checkout's code.
+# editable_mode=compat: a plain path in a .pth file. The default import hook
+# costs every Python process of the environment 40 ms at start (every job of a
+# run starts one: docs/cluster.md, "Local overhead").
 $(ENV): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+	  --config-settings editable_mode=compat
 	touch $@
 
 run: $(ENV)

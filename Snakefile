@@ -28,7 +28,8 @@ from nas.config import (ConfigError, candidates_in, execution_settings, frozen, 
 from nas.evaluators import evaluator_for
 from nas.evaluators.proxy import needs_network
 from nas.io import dump_yaml, write_yaml
-from nas.shared_trainer import OWNER_ENV
+from nas.handoff import OWNER_ENV
+from nas.shared_trainer import WARM_ENV
 
 if "runs" not in config:
     given = [str(path) for path in workflow.overwrite_configfiles]

@@ -2,20 +2,21 @@
 
 The dispatcher imports what a command needs inside its branch, so that a
 command pays only for its own imports (`train --shared-trainer` hands its job
-to a server without importing torch; `status` stays light).
+to a server without importing torch; `status` stays light). A step a server
+takes is handed on before anything else is imported, the parser included
+(nas/handoff.py): every job of a run starts here.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
-from typing import Sequence
 
-from nas import layout
+from nas import handoff
 
-DEFAULT_CONFIG = layout.DEFAULT_CONFIG
+TYPE_CHECKING = False  # typing's own import would be 10 ms of every job
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
@@ -36,6 +37,16 @@ def _known_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # The same commands as `snakenas ...` (the console script) and `python -m nas ...`.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    served = handoff.served(argv)
+    if served is not None:
+        return served
+    import argparse
+    from pathlib import Path
+
+    from nas import layout
+
+    DEFAULT_CONFIG = layout.DEFAULT_CONFIG
     prog = "snakenas" if Path(sys.argv[0]).name == "snakenas" else "python -m nas"
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,9 +159,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="a segmentation model: write each image's mask to DIR/<image name>.png (class indices)")
 
     args = parser.parse_args(argv)
-    served = _in_server(args, sys.argv[1:] if argv is None else argv)
-    if served is not None:
-        return served
     try:
         return _dispatch(args)
     except _known_errors() as e:
@@ -165,23 +173,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 # next `snakemake` to re-make, never read again.
 WORKFLOW_STEPS = ("propose", "screen", "train", "evaluate", "aggregate", "report")
 META_STEPS = ("task", "build")  # python -m nas meta task|build: rules task_features and meta_model
-
-
-# The steps of a snakemake job that fork from its snakemake's server (nas/shared_trainer.py)
-# -> whether they need torch (and so the server that imported it). Trainings ask
-# for theirs with --shared-trainer.
-SERVED_STEPS = {"propose": False, "aggregate": False, "report": False, "meta task": True}
-
-
-def _in_server(args: argparse.Namespace, argv: Sequence[str]) -> int | None:
-    """The exit status of this step run by the job's server; None: run it here."""
-    step = f"meta {args.meta_command}" if args.command == "meta" else args.command
-    if step not in SERVED_STEPS:
-        return None
-    from nas import shared_trainer
-
-    owner = shared_trainer.step_owner()
-    return None if owner is None else shared_trainer.run(argv, owner, torch=SERVED_STEPS[step])
 
 
 def _move_aside_if_corrupt(error: Exception) -> None:
@@ -202,6 +193,11 @@ def _move_aside_if_corrupt(error: Exception) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from nas.layout import DEFAULT_CONFIG
+
     if args.command == "check":
         from nas.config import ConfigError, load_config, resolve_runs
 
@@ -225,14 +221,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         screen(args.run_dir, args.generation)
     elif args.command == "train":
-        if args.shared_trainer is not None:
-            from nas import shared_trainer
-
-            argv = ["train", args.spec, "--out", args.out, *(["--checkpoint"] if args.checkpoint else [])]
-            code = shared_trainer.run(argv, args.shared_trainer)
-            if code is not None:
-                return code
-            print("no shared trainer here: training in this process", file=sys.stderr)
+        # With --shared-trainer: no server took it (main asked first), so here.
         from nas.steps import evaluate
 
         evaluate(args.spec, args.out, checkpoint=args.checkpoint)
@@ -326,6 +315,8 @@ def _yaml_mapping(text: str) -> dict:
 
 
 def _meta(args: argparse.Namespace) -> None:
+    import json
+
     if args.meta_command == "task":
         from nas.meta.features import write_task
 

@@ -23,14 +23,16 @@ it would hold the run up.
 The server leaves when the snakemake process that owns it is gone and it has
 no child running, or after `IDLE_SECONDS` without work. A job whose client is
 killed (Snakemake cancelling it) gets its child killed. Where no server can be
-reached the job runs in its own process, as without a server.
+reached the job runs in its own process, as without a server. This module is
+the server's side; the job's, which every job imports, is nas/handoff.py.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
-import json
+import importlib
+import marshal
 import os
 import selectors
 import signal
@@ -41,119 +43,17 @@ import traceback
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
+from nas.handoff import OWNER_ENV, connect
+
 # What a forked child runs: `python -m nas`'s main, handed in by its dispatcher.
 Entry = Callable[[Sequence[str]], int]
 
 IDLE_SECONDS = 30.0
-START_TIMEOUT = 120.0
 MAX_REQUEST = 1 << 20
-# Set for a job (to its snakemake's pid) by the Snakefile: the job's steps use that one's servers.
-OWNER_ENV = "SNAKENAS_SERVER_OWNER"
-
-
-def server_for(owner: int, torch: bool = True) -> tuple[Path, int | None] | None:
-    """The socket of the server (of the torch or the light kind) a job started
-    by snakemake process `owner` uses, and the pid whose end ends that server
-    (None: only idleness does); None where a server cannot help.
-
-    Inside a SLURM job every job of the group runs in its own job step, under
-    its own snakemake process, so there the server is the SLURM job's. Where
-    SLURM confines each step to a cgroup, everything a step started ends with
-    it: a server would serve one job, so there is none.
-    """
-    base = Path(os.environ.get("TMPDIR") or "/tmp")
-    kind = "trainer" if torch else "steps"
-    slurm_job = os.environ.get("SLURM_JOB_ID")
-    if slurm_job:
-        if _in_step_cgroup():
-            return None
-        return base / f"snakenas-{kind}-{os.getuid()}-slurm{slurm_job}.sock", None
-    return base / f"snakenas-{kind}-{os.getuid()}-{owner}.sock", owner
-
-
-def step_owner() -> int | None:
-    """The snakemake process whose servers this job's step (not a training) uses;
-    None outside a snakemake job, or inside a SLURM job: there the trainings of a
-    group share one, and a step that is a SLURM job of its own would pay a
-    server's imports for nothing."""
-    owner = os.environ.get(OWNER_ENV, "")
-    if not owner.isdigit() or os.environ.get("SLURM_JOB_ID"):
-        return None
-    return int(owner)
-
-
-def _in_step_cgroup() -> bool:
-    try:
-        return "/step_" in Path("/proc/self/cgroup").read_text()
-    except OSError:
-        return False
-
-
-# -- the job's side -------------------------------------------------------------
-
-
-def run(argv: Sequence[str], owner: int, torch: bool = True) -> int | None:
-    """Run `python -m nas <argv>` in the owner's server of that kind; None where
-    none is reachable."""
-    server = server_for(owner, torch)
-    if server is None:
-        return None
-    path, owner_pid = server
-    conn = _connect(path)
-    if conn is None:
-        _start_server(path, owner_pid, torch)
-        deadline = time.monotonic() + START_TIMEOUT
-        while conn is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            conn = _connect(path)
-        if conn is None:
-            return None
-    with conn:
-        request = json.dumps({"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # The connection stays open both ways: the server reads its end
-        # closing as this job having been killed.
-        socket.send_fds(conn, [request], [0, 1, 2])
-        reply = b""
-        while chunk := conn.recv(64):
-            reply += chunk
-    # An empty reply: the server died before the child ended.
-    return int(reply) if reply.strip() else None
-
-
-def _connect(path: Path) -> socket.socket | None:
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(str(path))
-        return conn
-    except OSError:
-        conn.close()
-        return None
-
-
-def _start_server(path: Path, owner: int | None, torch: bool) -> None:
-    argv = [sys.executable, "-m", "nas", "trainer-server", str(path), *(["--owner", str(owner)] if owner else []),
-            *([] if torch else ["--light"])]
-    log = os.open(f"{path}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        # posix_spawn, not subprocess: every job imports this module, and with
-        # subprocess, tempfile and dataclasses that took about 30 ms of a job,
-        # 15 ms without. Only 0, 1 and 2 pass (Python's others close on exec).
-        os.posix_spawn(sys.executable, argv, os.environ, file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, log, 1),
-            (os.POSIX_SPAWN_DUP2, log, 2),
-        ],
-            # Locally the server stays in snakemake's process group, so whatever
-            # kills the group (Ctrl-C, a kill of the group) ends it too. In a
-            # SLURM job it must outlive the job step that happened to start it.
-            setsid=owner is None)
-    finally:
-        os.close(log)
-
-
-# -- the server's side ----------------------------------------------------------
+# Set by the Snakefile to the libraries its runs' tasks import (Task.libraries, comma
+# separated): what a trainer server imports before it forks. Unset: every task's.
+WARM_ENV = "SNAKENAS_WARM_UP"
+WARM_DEFAULT = ("sklearn.datasets", "torchvision")
 
 
 def serve(path: str | Path, owner: int | None, entry: Entry, idle_seconds: float = IDLE_SECONDS,
@@ -242,12 +142,14 @@ def _status(job: _Job) -> int:
 
 
 def _warm_up() -> None:
-    """Import once what every training job would: torch and the tasks' libraries
-    (the caller has imported the training step itself)."""
-    import sklearn.datasets  # noqa: F401  (digits)
+    """Import once what every training job would: torch and the libraries of the
+    runs' tasks (`WARM_ENV`; the caller has imported the training step itself).
+    Only those: torchvision alone costs a digits run 1.5 s that it never uses."""
     import torch
-    import torchvision  # noqa: F401  (the other tasks)
 
+    named = os.environ.get(WARM_ENV)
+    for library in WARM_DEFAULT if named is None else [n for n in named.split(",") if n]:
+        importlib.import_module(library)
     # The first optimizer imports torch._dynamo, seconds on its own. Nothing
     # here runs a parallel kernel, so no OpenMP pool exists to break in a fork.
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
@@ -259,7 +161,7 @@ def _bind(path: Path) -> socket.socket | None:
     try:
         listener.bind(str(path))
     except OSError:
-        if _connect(path) is not None:
+        if connect(str(path)) is not None:
             listener.close()
             return None
         path.unlink(missing_ok=True)  # left by a server that died
@@ -273,8 +175,8 @@ def _bind(path: Path) -> socket.socket | None:
 def _fork_job(conn: socket.socket, listener: socket.socket, jobs: dict[int, _Job], entry: Entry) -> _Job | None:
     try:
         message, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 3)
-        request = json.loads(message)
-    except (OSError, ValueError):
+        request = marshal.loads(message)  # what nas.handoff.run sent
+    except (OSError, ValueError, EOFError, TypeError):
         conn.close()
         return None
     done, said = os.pipe()

@@ -8,6 +8,9 @@ SOFTWARE = "../envs/snakenas.yaml"
 EVALUATORS = {name: evaluator_for(run) for name, run in RUNS.items()}
 # Runs screened by a zero-cost proxy (a screen job per generation) -> the proxy.
 SCREENED = {name: screen_proxy(run) for name, run in RUNS.items() if screen_proxy(run)}
+# What a trainer server imports before it forks: the libraries of these runs' tasks.
+os.environ[WARM_ENV] = ",".join(sorted({library for e in EVALUATORS.values() if e.needs_torch and e.data_task()
+                                        for library in e.data_task().libraries}))
 
 
 def run_of(wc):

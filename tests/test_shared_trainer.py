@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from nas import shared_trainer
+from nas import handoff, shared_trainer
 from nas import layout
 from nas.config import frozen, resolve_runs
 from nas.io import read_json, read_tsv, write_yaml
 from nas.runner import strategy_for
 from nas.search import propose
+from nas.tasks import task_class
 from tests.helpers import SNAKENAS, nas_cli, table_run
 
 TINY = {
@@ -60,7 +61,7 @@ def test_jobs_of_one_owner_share_a_server_and_train_as_alone(specs, tmp_path: Pa
             assert "no shared trainer" not in proc.stderr
             # The job's stderr (its log) gets the training's lines.
             assert "epoch 2/2" in proc.stderr
-        path, _ = shared_trainer.server_for(owner.pid)
+        path = Path(handoff.server_for(owner.pid)[0])
         assert path.exists(), "the server should still be up for the owner's next job"
         for spec in specs:
             nas_cli("train", str(spec), "--out", str(tmp_path / "alone" / spec.stem), cwd=tmp_path)
@@ -84,7 +85,7 @@ def test_a_killed_job_takes_its_training_along(specs, tmp_path: Path) -> None:
                 break
         job.send_signal(signal.SIGKILL)
         job.wait()
-        path, _ = shared_trainer.server_for(owner.pid)
+        path = Path(handoff.server_for(owner.pid)[0])
         # Nothing else runs in the server: it must have killed the child, so
         # it leaves as soon as the owner does, and no metrics ever appear.
         owner.kill()
@@ -98,19 +99,19 @@ def test_a_killed_job_takes_its_training_along(specs, tmp_path: Path) -> None:
 
 def test_no_server_inside_a_slurm_step_cgroup(monkeypatch) -> None:
     monkeypatch.setenv("SLURM_JOB_ID", "42")
-    monkeypatch.setattr(shared_trainer, "_in_step_cgroup", lambda: True)
-    assert shared_trainer.server_for(1) is None
-    assert shared_trainer.run(["train", "x.yaml", "--out", "y"], 1) is None
-    monkeypatch.setattr(shared_trainer, "_in_step_cgroup", lambda: False)
-    path, owner = shared_trainer.server_for(1)
-    assert path.name.endswith("-slurm42.sock") and owner is None
+    monkeypatch.setattr(handoff, "_in_step_cgroup", lambda: True)
+    assert handoff.server_for(1) is None
+    assert handoff.run(["train", "x.yaml", "--out", "y"], 1) is None
+    monkeypatch.setattr(handoff, "_in_step_cgroup", lambda: False)
+    path, owner = handoff.server_for(1)
+    assert path.endswith("-slurm42.sock") and owner is None
 
 
 def step(*args: str, cwd: Path, owner: int | None) -> subprocess.CompletedProcess:
     """`snakenas <args>` as a job of snakemake process `owner` runs it (None: by hand)."""
-    env = {k: v for k, v in os.environ.items() if k not in (shared_trainer.OWNER_ENV, "SLURM_JOB_ID")}
+    env = {k: v for k, v in os.environ.items() if k not in (handoff.OWNER_ENV, "SLURM_JOB_ID")}
     if owner is not None:
-        env[shared_trainer.OWNER_ENV] = str(owner)
+        env[handoff.OWNER_ENV] = str(owner)
     return subprocess.run([SNAKENAS, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
 
 
@@ -123,8 +124,7 @@ def test_a_light_step_forks_from_the_light_server_and_writes_what_it_would_alone
         served = step("propose", layout.run_dir("r"), "-g", "0", cwd=tmp_path / "served", owner=owner.pid)
         # Its exit status and its stderr (the job's log) come from the server's child.
         assert served.returncode == 0 and "c00 random" in served.stderr, served.stderr
-        light, _ = shared_trainer.server_for(owner.pid, torch=False)
-        torch_server, _ = shared_trainer.server_for(owner.pid)
+        light, torch_server = Path(handoff.server_for(owner.pid, torch=False)[0]), Path(handoff.server_for(owner.pid)[0])
         assert light.exists() and not torch_server.exists(), "a light step starts the light server, never torch's"
         failed = step("propose", "results/missing", "-g", "0", cwd=tmp_path / "served", owner=owner.pid)
         assert failed.returncode == 2 and "error:" in failed.stderr
@@ -143,10 +143,51 @@ def test_a_light_step_forks_from_the_light_server_and_writes_what_it_would_alone
 
 def test_steps_inside_a_slurm_job_or_by_hand_run_alone(monkeypatch) -> None:
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    monkeypatch.delenv(shared_trainer.OWNER_ENV, raising=False)
-    assert shared_trainer.step_owner() is None  # by hand: no snakemake to share with
-    monkeypatch.setenv(shared_trainer.OWNER_ENV, "4242")
-    assert shared_trainer.step_owner() == 4242
+    monkeypatch.delenv(handoff.OWNER_ENV, raising=False)
+    assert handoff.step_owner() is None  # by hand: no snakemake to share with
+    monkeypatch.setenv(handoff.OWNER_ENV, "4242")
+    assert handoff.step_owner() == 4242
     # In a SLURM job only a group's trainings share a server.
     monkeypatch.setenv("SLURM_JOB_ID", "42")
-    assert shared_trainer.step_owner() is None
+    assert handoff.step_owner() is None
+
+
+def test_the_warm_up_imports_the_runs_task_libraries_only() -> None:
+    """The Snakefile names its runs' tasks' libraries (a digits run: sklearn only): the
+    server imports those, not torchvision (1.5 s a digits run never uses)."""
+    probe = ("import sys; from nas import shared_trainer; shared_trainer._warm_up(); "
+             "print('torchvision' in sys.modules, 'sklearn.datasets' in sys.modules)")
+    env = {**os.environ, shared_trainer.WARM_ENV: "sklearn.datasets"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
+    assert task_class("digits").libraries == ("sklearn.datasets",)
+    assert task_class("cifar10").libraries == task_class("voc_segmentation").libraries == ("torchvision",)
+
+
+def test_the_job_hands_its_step_on_before_it_parses_anything(monkeypatch) -> None:
+    """nas/handoff.py reads just enough of the command line to hand it on; anything
+    else goes to the command line's parser (None)."""
+    handed = []
+    monkeypatch.setattr(handoff, "run", lambda argv, owner, torch=True: handed.append((argv, owner, torch)) or 0)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv(handoff.OWNER_ENV, raising=False)
+    assert handoff.served(["train", "c.yaml", "--out", "o", "--shared-trainer", "17", "--checkpoint"]) == 0
+    assert handoff.served(["train", "c.yaml", "--shared-trainer=18", "--out", "o"]) == 0
+    assert handed == [(["train", "c.yaml", "--out", "o", "--checkpoint"], 17, True),
+                      (["train", "c.yaml", "--out", "o"], 18, True)]
+    # Not for a server, or not understood: the parser takes it (and says what is wrong).
+    for argv in (["train", "c.yaml", "--out", "o"], ["train", "c.yaml", "--shared-trainer", "x"],
+                 ["train", "--help", "--shared-trainer", "1"], ["propose", "r", "-g", "0"], [], ["status"]):
+        assert handoff.served(argv) is None
+    monkeypatch.setenv(handoff.OWNER_ENV, "4242")
+    assert handoff.served(["meta", "task", "r"]) == 0 and handed[-1] == (["meta", "task", "r"], 4242, True)
+    assert handoff.served(["propose", "r", "-g", "0"]) == 0 and handed[-1][2] is False
+    assert handoff.served(["meta", "build", "--out", "m"]) is None and len(handed) == 4
+
+
+def test_a_job_imports_no_parser_before_handing_its_step_on() -> None:
+    probe = ("import sys; from nas import cli; "
+             "print(sorted(m for m in ('argparse', 'json', 'socket', 'typing', 'pathlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; " + probe],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

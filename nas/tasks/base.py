@@ -101,6 +101,9 @@ class Task(ABC):
     augments: ClassVar[tuple[str, ...]] = ("none",)
     # Whether its splits can be held as tensors on the device (task.in_memory: true).
     in_memory_sets: ClassVar[bool] = False
+    # The heavy modules its data path imports besides torch: a shared trainer
+    # imports them once before it forks its jobs (nas/shared_trainer.py).
+    libraries: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = dict(cfg)

@@ -101,6 +101,7 @@ class DigitsCanvasTask(SegmentationTask):
     options = {**SegmentationTask.options, "image_size": 48, "images": DEFAULT_IMAGES,
                "test_images": DEFAULT_TEST_IMAGES, "digits": [1, 4], "digit_size": [8, 32], "data_seed": 0}
     sizes = ("train_size", "val_size", "image_size", "images", "test_images")
+    libraries = ("sklearn.datasets",)
 
     def check_options(self) -> None:
         super().check_options()

@@ -40,6 +40,7 @@ class DigitsTask(ClassificationTask):
 
     options = {"classes": None, "rotation": 0, "noise": 0.0, "image_size": SIZE}
     sizes = ("train_size", "val_size", "image_size")
+    libraries = ("sklearn.datasets",)
 
     def check_options(self) -> None:
         check_variant(self.cfg)

@@ -143,6 +143,7 @@ class SegmentationSetTask(SegmentationTask):
 
     options = {**SegmentationTask.options, "root": None, "image_size": DEFAULT_IMAGE_SIZE}
     sizes = ("train_size", "val_size", "image_size")
+    libraries = ("torchvision",)
     class_names: ClassVar[tuple[str, ...]] = ()
     lut: ClassVar[np.ndarray | None] = None
     # How to get the files of a set snakenas cannot download (the refusal of

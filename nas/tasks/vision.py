@@ -63,6 +63,7 @@ class TorchvisionTask(ClassificationTask):
     """An official torchvision data set under task.root (download off by default)."""
 
     options = {"root": None, "download": False}
+    libraries = ("torchvision",)
 
     def check(self) -> None:
         super().check()
@@ -103,6 +104,7 @@ class ImageFolderTask(ClassificationTask):
 
     options = {"root": None, "image_size": DEFAULT_IMAGE_SIZE, "test_size": IMAGE_FOLDER_TEST_SHARE}
     sizes = ("train_size", "val_size", "image_size", "test_size")
+    libraries = ("torchvision",)
 
     def describe(self) -> TaskInfo:
         size = int(self.cfg.get("image_size") or DEFAULT_IMAGE_SIZE)
