@@ -32,7 +32,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import importlib
-import marshal
 import os
 import selectors
 import signal
@@ -43,7 +42,7 @@ import traceback
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
-from nas.handoff import OWNER_ENV, connect
+from nas.handoff import OWNER_ENV, connect, decode_request
 
 # What a forked child runs: `python -m nas`'s main, handed in by its dispatcher.
 Entry = Callable[[Sequence[str]], int]
@@ -175,8 +174,8 @@ def _bind(path: Path) -> socket.socket | None:
 def _fork_job(conn: socket.socket, listener: socket.socket, jobs: dict[int, _Job], entry: Entry) -> _Job | None:
     try:
         message, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 3)
-        request = marshal.loads(message)  # what nas.handoff.run sent
-    except (OSError, ValueError, EOFError, TypeError):
+        argv, cwd, env = decode_request(message)
+    except (OSError, ValueError):
         conn.close()
         return None
     done, said = os.pipe()
@@ -199,12 +198,12 @@ def _fork_job(conn: socket.socket, listener: socket.socket, jobs: dict[int, _Job
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        os.chdir(request["cwd"])
+        os.chdir(cwd)
         os.environ.clear()
-        os.environ.update(request["env"])
+        os.environ.update(env)
         # The child runs the step itself: handed to a server again, it would fork forever.
         os.environ.pop(OWNER_ENV, None)
-        code = entry(request["argv"])
+        code = entry(argv)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     except BaseException:

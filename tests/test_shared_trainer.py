@@ -191,3 +191,12 @@ def test_a_job_imports_no_parser_before_handing_its_step_on() -> None:
     out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; " + probe],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_request_reaches_the_server_as_the_job_sent_it() -> None:
+    argv = ["train", "c 1.yaml", "", "--out", "ö/x=y"]
+    env = {"A": "1", "B": "x=y=z", "EMPTY": "", "LANG": "C.UTF-8"}
+    assert handoff.decode_request(handoff.encode_request(argv, "/tmp/a b", env)) == (argv, "/tmp/a b", env)
+    assert handoff.decode_request(handoff.encode_request([], "/", {})) == ([], "/", {})
+    with pytest.raises(ValueError):
+        handoff.decode_request(b"5\0train")
