@@ -1,7 +1,7 @@
 """A long run planned in blocks of generations (nas/blocks.py, rules/common.smk):
 the arithmetic, when a block's first generation may read its state undeclared,
-and a real snakemake over a run of three blocks: its plan, a kill where the
-second block starts, a changed setting, each giving the search of one plan."""
+and a real snakemake over a run of four blocks: its plan, a kill where a
+block starts, a changed setting, each giving the search of one plan."""
 
 from __future__ import annotations
 
@@ -65,31 +65,30 @@ def _expected(run: dict) -> str:
     return tsv_text(columns(resolved), run_in_process(resolved, look_up))
 
 
-def test_a_run_in_three_blocks_is_the_search_of_one_plan(tmp_path, nb201_table):
-    """Population 6 and 4 candidates, 12 planned at once: blocks of 2 generations,
-    checkpoints after generations 1 and 3."""
-    run = table_run(nb201_table, generations=6)
-    _write(tmp_path / "config.yaml", run, 12)
+def test_a_run_in_four_blocks_is_the_search_of_one_plan(tmp_path, nb201_table):
+    """Population 6 and 4 candidates, 6 planned at once: a block a generation,
+    checkpoints after generations 0, 1 and 2."""
+    run = table_run(nb201_table, generations=4)
+    _write(tmp_path / "config.yaml", run, 6)
     rdir = tmp_path / layout.run_dir("r")
 
     plan = snakemake(tmp_path, "--configfile", "config.yaml", "-n").stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, re.M))
-    assert counts["propose"] == "2" and counts["aggregate"] == "2" and counts["end_of_block"] == "1"
+    assert counts["propose"] == "1" and counts["aggregate"] == "1" and counts["end_of_block"] == "1"
 
-    # Killed as the second block's first generation proposes (it reads the
-    # first block's state undeclared), then resumed.
+    # Killed as the third block's generation proposes (it reads the state
+    # before it undeclared), then resumed.
     log = tmp_path / layout.log(layout.run_dir("r"), "propose", 2)
     kill_when(tmp_path, log, "--configfile", "config.yaml")
     assert log.exists() and not (tmp_path / layout.candidates_dir(layout.run_dir("r"), 3)).exists()
     snakemake(tmp_path, "--configfile", "config.yaml", "--unlock")
     snakemake(tmp_path, "--configfile", "config.yaml")
     assert (rdir / "history.tsv").read_text() == _expected(run)
-    assert sorted(p.parent.name for p in rdir.glob("gen_*/end_of_block.yaml")) == ["gen_001", "gen_003"]
-    assert "Nothing to be done" in snakemake(tmp_path, "--configfile", "config.yaml", "-n").stdout
+    assert sorted(p.parent.name for p in rdir.glob("gen_*/end_of_block.yaml")) == ["gen_000", "gen_001", "gen_002"]
 
     # A changed setting: every block again, each after the one before.
     run["strategy"] = {"name": "rea", "sample_size": 3}
-    _write(tmp_path / "config.yaml", run, 12)
+    _write(tmp_path / "config.yaml", run, 6)
     snakemake(tmp_path, "--configfile", "config.yaml")
     assert (rdir / "history.tsv").read_text() == _expected(run)
     # ...and then stays done: a block's first generation declares the same inputs whatever it waited on.

@@ -155,11 +155,15 @@ def test_steps_inside_a_slurm_job_or_by_hand_run_alone(monkeypatch) -> None:
 def test_the_warm_up_imports_the_runs_task_libraries_only() -> None:
     """The Snakefile names its runs' tasks' libraries (a digits run: sklearn only): the
     server imports those, not torchvision (1.5 s a digits run never uses)."""
-    probe = ("import sys; from nas import shared_trainer; shared_trainer._warm_up(); "
-             "print('torchvision' in sys.modules, 'sklearn.datasets' in sys.modules)")
-    env = {**os.environ, shared_trainer.WARM_ENV: "sklearn.datasets"}
+    # torch itself stubbed (what is chosen is the question, not torch's import), and a
+    # light stand-in for a task's library: only what is named is imported.
+    probe = ("import sys, types; stub = types.SimpleNamespace(zeros=lambda *a, **k: None); "
+             "stub.optim = types.SimpleNamespace(SGD=lambda *a, **k: None); sys.modules['torch'] = stub; "
+             "from nas import shared_trainer; shared_trainer._warm_up(); "
+             "print('torchvision' in sys.modules, 'sklearn' in sys.modules, 'colorsys' in sys.modules)")
+    env = {**os.environ, shared_trainer.WARM_ENV: "colorsys"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "True"]
+    assert out.split() == ["False", "False", "True"]
     assert task_class("digits").libraries == ("sklearn.datasets",)
     assert task_class("cifar10").libraries == task_class("voc_segmentation").libraries == ("torchvision",)
 
